@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from anomaly_models.metrics import clips_to_frames, f1_at_k, frame_auc, score_segments, segment_counts
+
+
+def test_hand_worked_case_both_classes():
+    gt = [0, 0, 1, 1, 1, 1]
+    pred = [0, 0, 1, 0, 1, 1]
+    assert segment_counts(pred, gt, 0.25, (0, 1)) == (2, 2, 0)
+    result = f1_at_k([pred], [gt], overlaps=(0.25,))
+    assert result["all"][0.25] == pytest.approx(66.6667, abs=1e-3)
+    # abnormal only: pred abnormal segments [2,3) IoU .25 -> TP, [4,6) best gt already used -> FP
+    assert segment_counts(pred, gt, 0.25, (1,)) == (1, 1, 0)
+    assert result["abnormal"][0.25] == pytest.approx(200 * 0.5 * 1 / 1.5)
+    # at 0.5 the short prediction (IoU .25) is an FP and frees the gt segment for [4,6) (IoU .5)
+    assert segment_counts(pred, gt, 0.5, (1,)) == (1, 1, 0)
+
+
+def test_empty_predictions_give_zero():
+    gt = [0, 0, 1, 1, 0]
+    pred = [0, 0, 0, 0, 0]
+    result = f1_at_k([pred], [gt])
+    assert result["abnormal"][0.1] == 0.0
+    assert segment_counts(pred, gt, 0.1, (1,)) == (0, 0, 1)
+    # the normal view: one long predicted normal segment matches one of two gt normal segments
+    assert segment_counts(pred, gt, 0.1, (0,)) == (1, 0, 1)
+
+
+def test_video_without_abnormal_ground_truth_makes_predictions_false_positives():
+    gt = [0] * 8
+    pred = [0, 1, 1, 0, 0, 1, 0, 0]
+    assert segment_counts(pred, gt, 0.1, (1,)) == (0, 2, 0)
+    both = f1_at_k([pred, [0, 1, 1, 0]], [gt, [0, 1, 1, 0]], overlaps=(0.1,))
+    # TP 1 (second video), FP 2, FN 0 -> P=1/3, R=1 -> F1=50
+    assert both["abnormal"][0.1] == pytest.approx(50.0)
+
+
+def test_counts_sum_over_videos_before_f1():
+    r = f1_at_k([[1, 1, 0], [0, 0, 0]], [[1, 1, 0], [0, 1, 1]], overlaps=(0.5,))
+    # abnormal: video1 TP1; video2 FN1 -> P=1, R=.5 -> 66.67
+    assert r["abnormal"][0.5] == pytest.approx(66.6667, abs=1e-3)
+
+
+def test_frame_auc_and_expansion_and_segments():
+    frames = clips_to_frames([0.1, 0.9, 0.2], [0, 4, 8], [4, 8, 12], 10)
+    assert frames.tolist() == pytest.approx([0.1] * 4 + [0.9] * 4 + [0.2] * 2)
+    assert frame_auc([frames], [[0] * 4 + [1] * 4 + [0] * 2]) == pytest.approx(100.0)
+    assert frame_auc([frames], [[0] * 10]) is None
+    assert score_segments([0.1, 0.6, 0.7, 0.5, 0.9], 0.5) == [(1, 3), (4, 5)]
