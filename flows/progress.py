@@ -1,0 +1,20 @@
+"""Progress over Prefect futures with rich, and the closing summary line."""
+from __future__ import annotations
+
+from prefect.futures import as_completed
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+
+
+def wait_with_progress(futures, description: str) -> list:
+    """Results in completion order; a rich bar shows done/total."""
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task(description, total=len(futures))
+        for future in as_completed(futures):
+            results.append(future.result())
+            progress.advance(bar)
+    return results

@@ -1,0 +1,72 @@
+"""One typed settings object: a YAML file, then VAD_* environment variables, then CLI flags (flags win).
+
+Unknown keys are errors that name the field. `storage_options` go to fsspec for remote URLs and are never printed.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from tasks.extractors import BACKBONES, ExtractorSpec
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VAD_", extra="forbid", validate_default=True)
+
+    out: str = Field("./vad-data", description="output root URL (local folder or s3://...)")
+    archive: str | None = Field(None, description="archive root URL")
+    backbone: str = "r3d_18"
+    weights: str = Field("random", description="'random' (seeded init), a torchvision enum name, or a local file")
+    seed: int = 0
+    clip_len: int = Field(16, ge=1)
+    stride: int = Field(16, ge=1)
+    size: int | None = Field(None, ge=16, description="crop size; default: the backbone's native size")
+    batch_size: int = Field(8, ge=1, description="clips per forward pass")
+    tokens: bool = Field(False, description="also store spatial token maps (for ADOR)")
+    dask_address: str | None = Field(None, description="tcp://scheduler:8786 of an existing cluster")
+    workers: int = Field(1, ge=1, description="LocalCluster worker processes")
+    threads: int = Field(2, ge=1, description="torch threads per worker process")
+    gpu_tasks: bool = Field(False, description="extraction/scoring tasks ask Dask for the GPU resource")
+    storage_options: dict[str, Any] = Field(default_factory=dict, repr=False, exclude=True)  # never stored/logged
+    force: bool = False
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, v: str) -> str:
+        if v not in BACKBONES:
+            raise ValueError(f"unknown backbone {v!r}; known: {sorted(BACKBONES)}")
+        return v
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("VAD_CONFIG_FILE")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    @property
+    def extractor(self) -> ExtractorSpec:
+        return ExtractorSpec(self.backbone, self.weights, self.clip_len, self.stride, self.size, self.seed)
+
+
+def load_settings(config_file: str | None = None, **flags) -> Settings:
+    """Flags that are None were not given and do not override lower layers."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    if config_file:
+        if not os.path.exists(config_file):
+            raise ConfigError(f"config file not found: {config_file}")
+        os.environ["VAD_CONFIG_FILE"] = config_file
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,93 @@
+"""Extract one video: decode clips with decord, run the action backbone in batches, write the feature Parquet.
+
+The plain function holds the logic (tests call it directly); the Prefect task around it is thin. A video that
+cannot be decoded becomes a `failed` outcome with its reason; nothing is written for it.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from .decode import ClipReader, VideoDecodeError
+from .discover import VideoEntry
+from .extractors import ExtractorSpec, cached_extractor
+from .feature_store import feature_table, is_current, output_url, write_table
+from .manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome
+from .storage import join, local_path, read_bytes, write_bytes_atomic
+
+
+def configure_threads(threads: int | None) -> None:
+    """Torch threads per worker process: workers x threads should not exceed the cores."""
+    if threads and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def features_url(out_root: str, spec: ExtractorSpec, video_id: str) -> str:
+    return output_url(out_root, "features", spec.extractor_id, video_id)
+
+
+def quarantine_url(out_root: str, spec: ExtractorSpec, video_id: str) -> str:
+    """Where a video that failed to decode is recorded (hidden from Parquet dataset readers by the '_')."""
+    return join(out_root, "features", spec.extractor_id, "_quarantine", video_id + ".json")
+
+
+def quarantined_reason(out_root: str, spec: ExtractorSpec, entry: VideoEntry, storage_options=None) -> str | None:
+    """The recorded failure of this exact file (same fingerprint), if any: it is not retried unless forced."""
+    try:
+        record = json.loads(read_bytes(quarantine_url(out_root, spec, entry.video_id), storage_options))
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+    return record.get("reason") if record.get("fingerprint") == entry.fingerprint else None
+
+
+def extract_video(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage_options: dict | None = None,
+                  batch_size: int = 8, tokens: bool = False, threads: int | None = None,
+                  device: str | None = None, force: bool = False) -> VideoOutcome:
+    timer = Timer()
+    target = features_url(out_root, spec, entry.video_id)
+    if not force and is_current(target, entry.fingerprint, "extractor_id", spec.extractor_id, storage_options):
+        return VideoOutcome(entry.video_id, SKIPPED, "extract", output=target, started_at=timer.started_at)
+    configure_threads(threads)
+    try:
+        model = cached_extractor(spec, device)
+        suffix = os.path.splitext(entry.url)[1]
+        with local_path(entry.url, storage_options, suffix=suffix) as path:
+            reader = ClipReader(path, spec.clip_len, spec.stride, short_side=spec.short_side, name=entry.video_id)
+            feats, toks, batch, clips = [], [], [], []
+            for clip in reader:
+                clips.append((clip.start_frame, clip.end_frame, clip.center_frame))
+                batch.append(clip.frames)
+                if len(batch) == batch_size:
+                    f, t = model.extract(np.stack(batch), tokens)
+                    feats.append(f), toks.append(t)
+                    batch = []
+            if batch:
+                f, t = model.extract(np.stack(batch), tokens)
+                feats.append(f), toks.append(t)
+    except VideoDecodeError as exc:
+        write_bytes_atomic(quarantine_url(out_root, spec, entry.video_id),
+                           json.dumps({"fingerprint": entry.fingerprint, "reason": exc.reason}).encode(),
+                           storage_options)
+        return VideoOutcome(entry.video_id, FAILED, "extract", error=exc.reason, seconds=timer.seconds,
+                            started_at=timer.started_at)
+    starts, ends, centers = (np.array(c) for c in zip(*clips))
+    meta = {"extractor_id": spec.extractor_id, "fps": reader.fps, "frame_count": reader.n_frames,
+            "fingerprint": entry.fingerprint, "video_id": entry.video_id, "width": reader.native_width,
+            "height": reader.native_height, "weights": "random-init" if spec.is_random else spec.weights}
+    table = feature_table(entry.video_id, starts, ends, centers, reader.fps, np.concatenate(feats), meta,
+                          np.concatenate(toks) if tokens else None)
+    write_table(target, table, storage_options)
+    return VideoOutcome(entry.video_id, DONE, "extract", seconds=timer.seconds, clips=len(clips), output=target,
+                        started_at=timer.started_at)
+
+
+@task(name="extract-video", cache_policy=NO_CACHE)
+def extract_video_task(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage_options: dict | None = None,
+                       batch_size: int = 8, tokens: bool = False, threads: int | None = None,
+                       force: bool = False) -> VideoOutcome:
+    return extract_video(entry, spec, out_root, storage_options, batch_size, tokens, threads, force=force)

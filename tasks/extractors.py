@@ -1,0 +1,238 @@
+"""Action feature extractors: a small base class and a registry (lhotse style).
+
+Each backbone declares its input (clip length, crop size, resize, normalisation) and returns per clip a pooled
+feature vector and, on request, its spatial token map (the last conv / transformer map averaged over time,
+[tokens, channels], e.g. 7x7x512 for r3d_18 at 112 px). Weights come from a torchvision enum name, a local
+state_dict file, or `random` (explicit, seeded). The extractor id names everything that makes features comparable.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+KINETICS_MEAN, KINETICS_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
+
+
+class WeightsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """What makes features comparable; `extractor_id` is derived from it."""
+
+    backbone: str = "r3d_18"
+    weights: str = "random"  # "random", a torchvision enum name (e.g. KINETICS400_V1), or a local file path
+    clip_len: int = 16
+    stride: int = 16
+    size: int | None = None  # crop size; None = the backbone's native size
+    seed: int = 0  # init seed for random weights
+
+    @property
+    def crop_size(self) -> int:
+        return self.size or backbone_class(self.backbone).crop_size
+
+    @property
+    def short_side(self) -> int:
+        cls = backbone_class(self.backbone)
+        return round(self.crop_size * cls.resize_short / cls.crop_size)
+
+    @property
+    def weights_tag(self) -> str:
+        if self.weights == "random":
+            return f"random{self.seed}"
+        if os.path.exists(self.weights):
+            with open(self.weights, "rb") as f:
+                return "file" + hashlib.sha256(f.read()).hexdigest()[:10]
+        return self.weights.split(".")[-1].lower().replace("_", "")
+
+    @property
+    def extractor_id(self) -> str:
+        return f"{self.backbone}-{self.weights_tag}-c{self.clip_len}s{self.stride}-{self.crop_size}"
+
+    @property
+    def is_random(self) -> bool:
+        return self.weights == "random"
+
+
+class ActionBackbone(nn.Module):
+    """Base class: subclasses set the class attributes and implement `build` and `forward_features`."""
+
+    name: str = ""
+    crop_size: int = 112
+    resize_short: int = 128
+    mean: tuple[float, float, float] = KINETICS_MEAN
+    std: tuple[float, float, float] = KINETICS_STD
+    fixed_clip_len: int | None = None  # models that only accept one clip length
+
+    def __init__(self, spec: ExtractorSpec):
+        super().__init__()
+        if self.fixed_clip_len and spec.clip_len != self.fixed_clip_len:
+            raise ValueError(f"{self.name} needs clip_len={self.fixed_clip_len}, got {spec.clip_len}")
+        self.spec = spec
+        self.net = self.build(spec)
+        self.register_buffer("_mean", torch.tensor(self.mean).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(self.std).view(1, 3, 1, 1, 1), persistent=False)
+
+    def build(self, spec: ExtractorSpec) -> nn.Module:
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, 3, T, H, W] normalised -> (pooled [B, D], tokens [B, N, C])."""
+        raise NotImplementedError
+
+    def preprocess(self, clips: np.ndarray) -> torch.Tensor:
+        """uint8 [B, T, H, W, 3] decoded with short side ~ short_side -> normalised [B, 3, T, crop, crop]."""
+        x = torch.from_numpy(np.ascontiguousarray(clips)).to(self._mean.device)
+        x = x.permute(0, 4, 1, 2, 3).float().div_(255.0)
+        crop = self.spec.crop_size
+        h, w = x.shape[-2:]
+        if min(h, w) < crop:  # decoded smaller than the crop (tiny videos): upscale frames, keep aspect
+            size = (max(crop, round(h * crop / min(h, w))), max(crop, round(w * crop / min(h, w))))
+            b, c, t = x.shape[:3]
+            x = nn.functional.interpolate(x.transpose(1, 2).reshape(b * t, c, h, w), size=size, mode="bilinear",
+                                          align_corners=False).reshape(b, t, c, *size).transpose(1, 2)
+            h, w = size
+        top, left = (h - crop) // 2, (w - crop) // 2
+        x = x[..., top : top + crop, left : left + crop]
+        return (x - self._mean) / self._std
+
+    @torch.no_grad()
+    def extract(self, clips: np.ndarray, tokens: bool = False):
+        """Features (np.float32 [B, D]) and, when asked, tokens (np.float16 [B, N, C])."""
+        pooled, tok = self.forward_features(self.preprocess(clips))
+        return pooled.float().cpu().numpy(), (tok.half().cpu().numpy() if tokens else None)
+
+
+BACKBONES: dict[str, type[ActionBackbone]] = {}
+
+
+def register(cls: type[ActionBackbone]) -> type[ActionBackbone]:
+    BACKBONES[cls.name] = cls
+    return cls
+
+
+def backbone_class(name: str) -> type[ActionBackbone]:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; known: {sorted(BACKBONES)}") from None
+
+
+def _map_tokens(fmap: torch.Tensor) -> torch.Tensor:
+    """[B, C, T, H, W] -> [B, H*W, C], averaged over time."""
+    return fmap.mean(dim=2).flatten(2).transpose(1, 2)
+
+
+class _ResNet3D(ActionBackbone):
+    def build(self, spec):
+        from torchvision.models import video
+
+        return getattr(video, self.name)(weights=None)
+
+    def forward_features(self, x):
+        n = self.net
+        fmap = n.layer4(n.layer3(n.layer2(n.layer1(n.stem(x)))))
+        return n.avgpool(fmap).flatten(1), _map_tokens(fmap)
+
+
+@register
+class R3D18(_ResNet3D):
+    name = "r3d_18"
+
+
+@register
+class MC318(_ResNet3D):
+    name = "mc3_18"
+
+
+@register
+class R2Plus1D18(_ResNet3D):
+    name = "r2plus1d_18"
+
+
+@register
+class S3D(ActionBackbone):
+    name, crop_size, resize_short = "s3d", 224, 256
+
+    def build(self, spec):
+        from torchvision.models.video import s3d
+
+        return s3d(weights=None)
+
+    def forward_features(self, x):
+        fmap = self.net.features(x)
+        return fmap.mean(dim=(2, 3, 4)), _map_tokens(fmap)
+
+
+@register
+class MViTV2S(ActionBackbone):
+    name, crop_size, resize_short = "mvit_v2_s", 224, 256
+    mean, std = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
+    fixed_clip_len = 16
+
+    def build(self, spec):
+        from torchvision.models.video import mvit_v2_s
+
+        return mvit_v2_s(weights=None)
+
+    def forward_features(self, x):
+        n = self.net
+        x = n.conv_proj(x)
+        x = x.flatten(2).transpose(1, 2)
+        x = n.pos_encoding(x)
+        thw = (n.pos_encoding.temporal_size,) + n.pos_encoding.spatial_size
+        for block in n.blocks:
+            x, thw = block(x, thw)
+        x = n.norm(x)
+        cls, rest = x[:, 0], x[:, 1:]
+        t, h, w = thw
+        tok = rest.reshape(rest.shape[0], t, h * w, rest.shape[-1]).mean(dim=1)
+        return cls, tok
+
+
+def _load_weights(model: ActionBackbone, spec: ExtractorSpec) -> None:
+    if spec.is_random:
+        return
+    if os.path.exists(spec.weights):
+        state = torch.load(spec.weights, map_location="cpu", weights_only=True)
+        model.net.load_state_dict(state)
+        return
+    if spec.weights.endswith((".pt", ".pth", ".bin")) or "/" in spec.weights:
+        raise WeightsError(f"weights file not found: {spec.weights} (use weights='random' for random init)")
+    from torchvision.models import get_model_weights
+
+    enum = get_model_weights(spec.backbone)
+    try:
+        weights = enum[spec.weights.split(".")[-1]]
+    except KeyError:
+        raise WeightsError(f"unknown weights {spec.weights!r} for {spec.backbone}; "
+                           f"known: {[w.name for w in enum]}, a local file, or 'random'") from None
+    try:
+        state = weights.get_state_dict(progress=False)
+    except Exception as exc:
+        raise WeightsError(f"could not download {enum.__name__}.{weights.name}: {exc}; "
+                           "pass a local weights file instead") from exc
+    model.net.load_state_dict(state)
+
+
+def build_extractor(spec: ExtractorSpec, device: str | None = None) -> ActionBackbone:
+    cls = backbone_class(spec.backbone)
+    if spec.is_random:
+        torch.manual_seed(spec.seed)
+    model = cls(spec)
+    _load_weights(model, spec)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval()
+
+
+@lru_cache(maxsize=2)
+def cached_extractor(spec: ExtractorSpec, device: str | None = None) -> ActionBackbone:
+    """One model per worker process and spec: built on the worker, never shipped over the wire."""
+    return build_extractor(spec, device)

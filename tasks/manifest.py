@@ -1,0 +1,68 @@
+"""Run manifests: one row per video (status, error, timings, outputs) and a summary, under runs/<run_id>/."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from .feature_store import json_dumps, table_bytes
+from .storage import join, write_bytes_atomic
+
+DONE, SKIPPED, FAILED, QUARANTINED = "done", "skipped", "failed", "quarantined"
+
+
+@dataclass
+class VideoOutcome:
+    video_id: str
+    status: str
+    stage: str  # extract / score / report / scan
+    error: str = ""
+    seconds: float = 0.0
+    clips: int = 0
+    output: str = ""
+    started_at: str = ""
+
+    def as_row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Timer:
+    started: float = field(default_factory=time.perf_counter)
+    started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+
+def new_run_id(flow: str) -> str:
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{flow}-{uuid.uuid4().hex[:6]}"
+
+
+def summarize(outcomes: list[VideoOutcome]) -> dict[str, int]:
+    counts = {DONE: 0, SKIPPED: 0, FAILED: 0, QUARANTINED: 0}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    return counts
+
+
+def write_manifest(out_root: str, run_id: str, outcomes: list[VideoOutcome], info: dict,
+                   storage_options: dict | None = None) -> dict:
+    """Writes manifest.parquet and summary.json; returns the summary."""
+    rows = [o.as_row() for o in outcomes]
+    schema = pa.schema([("video_id", pa.string()), ("status", pa.string()), ("stage", pa.string()),
+                        ("error", pa.string()), ("seconds", pa.float64()), ("clips", pa.int64()),
+                        ("output", pa.string()), ("started_at", pa.string())])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    base = join(out_root, "runs", run_id)
+    write_bytes_atomic(join(base, "manifest.parquet"), table_bytes(table), storage_options)
+    summary = {"run_id": run_id, **info, "counts": summarize(outcomes),
+               "failed": {o.video_id: o.error for o in outcomes if o.status == FAILED},
+               "quarantined": {o.video_id: o.error for o in outcomes if o.status == QUARANTINED},
+               "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_bytes_atomic(join(base, "summary.json"), json_dumps(summary), storage_options)
+    return summary
