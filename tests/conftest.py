@@ -1,0 +1,69 @@
+"""Shared fixtures: a Prefect test API for the session, generated archives, a moto S3 endpoint."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+VIDEOS = os.path.abspath(os.path.join(SHARED, "videos"))
+ANNOTATIONS = os.path.abspath(os.path.join(SHARED, "annotations"))
+
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+
+# tiny crops keep random-init r3d_18 at ~5 clips/s on 2 cores
+FAST = ["--size", "64"]
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One Prefect test API per session (a start costs ~20 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture(scope="session")
+def small_archive(tmp_path_factory):
+    """Four short generated videos (two abnormal) and their V2 annotations, plus the real corrupted video."""
+    from tasks.synthetic_archive import generate_archive, write_annotations
+
+    root = tmp_path_factory.mktemp("archive")
+    videos = root / "videos"
+    annotations = generate_archive(str(videos), 4, seed=7, duration_s=(8, 10))
+    write_annotations(str(root / "annotations.json"), annotations)
+    shutil.copy(os.path.join(VIDEOS, "corrupted.mp4"), videos / "corrupted.mp4")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real HTTP S3 endpoint (moto) that Dask worker processes can reach."""
+    from moto.server import ThreadedMotoServer
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "vad-test-key", "secret": "vad-s3cr3t-never-logged"}
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**options)
+    fs.mkdir("vad-test")
+    yield options
+    server.stop()

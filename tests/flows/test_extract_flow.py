@@ -1,0 +1,94 @@
+"""`vad extract` end to end on real Prefect flows and a real Dask LocalCluster."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import EXIT_SOME_FAILED, app
+from tasks.feature_store import read_table
+from tests.conftest import FAST
+
+runner = CliRunner()
+EXTRACTOR = "r3d_18-random0-c16s16-64"
+
+
+def vad(*args, env=None):
+    result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
+    return result
+
+
+def latest_summary(out):
+    runs = sorted(os.listdir(os.path.join(out, "runs")))
+    with open(os.path.join(out, "runs", runs[-1], "summary.json")) as f:
+        return json.load(f), os.path.join(out, "runs", runs[-1])
+
+
+@pytest.fixture(scope="module")
+def local_run(prefect_api, small_archive, tmp_path_factory):
+    archive = tmp_path_factory.mktemp("arch")
+    shutil.copytree(small_archive / "videos", archive, dirs_exist_ok=True)
+    out = str(tmp_path_factory.mktemp("out"))
+    result = vad("extract", "--archive", str(archive), "--out", out, *FAST)
+    return archive, out, result
+
+
+def test_corrupted_video_is_failed_with_reason_and_others_done(local_run):
+    archive, out, result = local_run
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    assert "random-initialised" in result.output
+    summary, run_dir = latest_summary(out)
+    assert summary["counts"]["done"] == 4 and summary["counts"]["failed"] == 1
+    manifest = pd.read_parquet(os.path.join(run_dir, "manifest.parquet")).set_index("video_id")
+    assert manifest.loc["corrupted.mp4", "status"] == "failed"
+    assert "DECORDError" in manifest.loc["corrupted.mp4", "error"]
+    done = manifest[manifest.status == "done"]
+    assert len(done) == 4 and (done.clips > 0).all()
+    table = read_table(os.path.join(out, "features", EXTRACTOR, "Normal", "003.mp4.parquet"))
+    assert table.metadata["extractor_id"] == EXTRACTOR and float(table.metadata["fps"]) == 16.0
+    assert table.features.shape[1] == 512
+    assert not os.path.exists(os.path.join(out, "features", EXTRACTOR, "corrupted.mp4.parquet"))
+
+
+def test_rerun_extracts_nothing_and_touch_reextracts_only_that_video(local_run):
+    archive, out, _ = local_run
+    result = vad("extract", "--archive", str(archive), "--out", out, *FAST)
+    assert result.exit_code == 0, result.output
+    summary, _ = latest_summary(out)
+    assert summary["counts"] == {"done": 0, "skipped": 4, "failed": 0, "quarantined": 1}
+    target = archive / "Fighting" / "001.mp4"
+    os.utime(target, (os.path.getmtime(target) + 100, os.path.getmtime(target) + 100))
+    result = vad("extract", "--archive", str(archive), "--out", out, *FAST)
+    summary, run_dir = latest_summary(out)
+    assert summary["counts"]["done"] == 1 and summary["counts"]["skipped"] == 3
+    manifest = pd.read_parquet(os.path.join(run_dir, "manifest.parquet"))
+    assert manifest[manifest.status == "done"].video_id.tolist() == ["Fighting/001.mp4"]
+
+
+def test_s3_archive_and_output_identical_to_local(local_run, s3_endpoint, monkeypatch):
+    import s3fs
+
+    archive, out, _ = local_run
+    fs = s3fs.S3FileSystem(**s3_endpoint)
+    fs.put(str(archive) + "/", "vad-test/archive/", recursive=True)
+    monkeypatch.setenv("VAD_STORAGE_OPTIONS", json.dumps(s3_endpoint))
+    result = vad("extract", "--archive", "s3://vad-test/archive", "--out", "s3://vad-test/out", *FAST)
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    assert s3_endpoint["secret"] not in result.output
+    s3_ids = sorted(p.split(f"{EXTRACTOR}/")[1] for p in fs.find(f"vad-test/out/features/{EXTRACTOR}")
+                    if p.endswith(".parquet"))
+    assert s3_ids == ["Explosion/000.mp4.parquet", "Fighting/001.mp4.parquet", "Normal/002.mp4.parquet",
+                      "Normal/003.mp4.parquet"]
+    from tasks.feature_store import read_table as read
+
+    for rel in s3_ids:
+        remote = read(f"s3://vad-test/out/features/{EXTRACTOR}/{rel}", s3_endpoint)
+        local = read(os.path.join(out, "features", EXTRACTOR, rel))
+        np.testing.assert_allclose(remote.features, local.features, rtol=1e-5, atol=1e-5)
+        for col in ("clip_index", "start_frame", "end_frame", "center_frame", "start_s", "end_s"):
+            np.testing.assert_array_equal(remote.column(col), local.column(col))
+    runs = fs.ls("vad-test/out/runs")
+    assert len(runs) == 1 and fs.exists(runs[0] + "/manifest.parquet")
