@@ -102,5 +102,142 @@ def extract(
     exit_for(summary)
 
 
+FeaturesOpt = typer.Option(..., "--features", help="features folder of one extractor: <out>/features/<extractor_id>")
+AnnotationsOpt = typer.Option(..., "--annotations", help="UCF-Crime .txt, V2 .json or .csv (comma-join several)")
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    features: str = FeaturesOpt,
+    annotations: str = AnnotationsOpt,
+    out: Optional[str] = OutOpt,
+    model: Optional[str] = typer.Option(None, help="adnet"),
+    window: Optional[int] = typer.Option(None, help="clips per window (default 64)"),
+    epochs: Optional[int] = typer.Option(None, help="default 30"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 5e-4)"),
+    threshold: Optional[float] = typer.Option(None, help="score threshold stored with the model (default 0.5)"),
+    model_id: Optional[str] = typer.Option(None, "--model-id", help="default <model>-w<window>-<extractor_id>"),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Train a temporal anomaly model from stored features and temporal annotations."""
+    from .train_flow import train_model
+
+    settings = _settings(config_file=config, out=out, model=model, window=window, epochs=epochs, lr=lr,
+                         threshold=threshold)
+    try:
+        result = train_model(settings, features, annotations, model_id)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"model {result['model_id']}: {result['videos']} videos, {result['clips']} clips "
+                  f"({result['abnormal_clips']} abnormal), final loss {result['history'][-1]:.4f}")
+    console.print(f"saved: {settings.out}/models/{result['model_id']}/")
+
+
+@app.command()
+def score(
+    features: str = FeaturesOpt,
+    model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
+    out: Optional[str] = OutOpt,
+    dask_address: Optional[str] = DaskOpt,
+    workers: Optional[int] = WorkersOpt,
+    gpu_tasks: Optional[bool] = GpuOpt,
+    force: Optional[bool] = typer.Option(None, "--force/--no-force"),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Score every video under a features folder; writes scores, per-video reports and the index."""
+    from anomaly_models.checkpoint import CheckpointError
+
+    from .score_flow import score_features
+
+    settings = _settings(config_file=config, out=out, dask_address=dask_address, workers=workers,
+                         gpu_tasks=gpu_tasks, force=force)
+    try:
+        summary = score_features(settings, features, model)
+    except (CheckpointError, FileNotFoundError) as exc:
+        _fail(exc)
+    print_summary(summary, "score")
+    console.print(f"index: {summary['index']}")
+    exit_for(summary)
+
+
+@app.command()
+def report(
+    model_id: str = typer.Option(..., "--model-id"),
+    out: Optional[str] = OutOpt,
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Rebuild the run index (index.html + segments.parquet) from every per-video report of a model."""
+    from tasks.reports import write_index
+
+    settings = _settings(config_file=config, out=out)
+    console.print(f"index: {write_index(settings.out, model_id, settings.storage_options)}")
+
+
+@app.command()
+def evaluate(
+    scores: list[str] = typer.Option(..., "--scores", help="scores folder <out>/scores/<model_id>; repeat to compare"),
+    annotations: str = AnnotationsOpt,
+    overlaps: str = typer.Option("10,25,50", help="IoU thresholds in percent"),
+    threshold: Optional[float] = typer.Option(None, help="default: each model's own threshold"),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """F1@k (abnormal / normal / all) and frame AUC against annotations; writes evaluation.json/.md by the scores."""
+    from .evaluate_flow import evaluate as evaluate_flow
+
+    settings = _settings(config_file=config)
+    try:
+        ks = tuple(float(k) / 100 for k in overlaps.split(","))
+        result = evaluate_flow(settings, scores, annotations, ks, threshold)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    console.print(result["markdown"])
+
+
+@app.command()
+def scan(
+    archive: str = typer.Option(..., "--archive", help="archive root URL"),
+    model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
+    out: Optional[str] = OutOpt,
+    dask_address: Optional[str] = DaskOpt,
+    workers: Optional[int] = WorkersOpt,
+    gpu_tasks: Optional[bool] = GpuOpt,
+    force: Optional[bool] = typer.Option(None, "--force/--no-force"),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """The nightly job: extract what is new, score it, write reports and the index. Incremental."""
+    from .scan_flow import scan as scan_flow
+
+    settings = _settings(config_file=config, archive=archive, out=out, dask_address=dask_address, workers=workers,
+                         gpu_tasks=gpu_tasks, force=force)
+    try:
+        summary = scan_flow(settings, model)
+    except FileNotFoundError as exc:
+        _fail(exc)
+    print_summary(summary, "scan")
+    console.print(f"index: {summary['index']}")
+    exit_for(summary)
+
+
+@app.command()
+def demo(
+    out: str = typer.Option("./vad-demo", "--out", help="demo output folder"),
+    epochs: int = typer.Option(100, help="training epochs"),
+) -> None:
+    """Generate a small archive, extract, train ADNet, scan the test split, evaluate; print F1@k and the index."""
+    from .demo import demo as demo_flow
+
+    settings = _settings(out=os.path.abspath(out), size=64, epochs=epochs, window=32)
+    console.print("[yellow]note:[/yellow] r3d_18 backbone is RANDOM-INITIALISED (seed 0, crop 64 px): pretrained "
+                  "weights cannot be downloaded on this machine, so features are random projections")
+    result = demo_flow(settings)
+    console.print(result["evaluation"]["markdown"])
+    console.print(f"report index: {result['index']}")
+
+
 if __name__ == "__main__":
     app()

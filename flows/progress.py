@@ -18,3 +18,9 @@ def wait_with_progress(futures, description: str) -> list:
             results.append(future.result())
             progress.advance(bar)
     return results
+
+
+def say(message: str) -> None:
+    """Print to the terminal. Flow functions call this rather than holding `console` themselves: Prefect ships a
+    flow's function (and the globals it names) to Dask workers, and a Console holds a lock that cannot be pickled."""
+    console.print(message)

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     gpu_tasks: bool = Field(False, description="extraction/scoring tasks ask Dask for the GPU resource")
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False, exclude=True)  # never stored/logged
     force: bool = False
+    model: str = Field("adnet", description="temporal model to train")
+    window: int = Field(64, ge=2, description="clips per window (W)")
+    epochs: int = Field(30, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    threshold: float = Field(0.5, ge=0, le=1, description="a clip is anomalous when its score > threshold")
+    score_batch: int = Field(16, ge=1, description="videos per scoring task")
 
     @field_validator("backbone")
     @classmethod
@@ -52,6 +58,11 @@ class Settings(BaseSettings):
         if path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+    def with_extractor(self, spec: dict) -> "Settings":
+        """The same settings with the extractor a trained model needs (scan extracts what the model was trained on)."""
+        fields = ("backbone", "weights", "clip_len", "stride", "size", "seed")
+        return self.model_copy(update={k: spec[k] for k in fields if k in spec})
 
     @property
     def extractor(self) -> ExtractorSpec:

@@ -5,6 +5,7 @@ cannot be decoded becomes a `failed` outcome with its reason; nothing is written
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -78,7 +79,8 @@ def extract_video(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage
     starts, ends, centers = (np.array(c) for c in zip(*clips))
     meta = {"extractor_id": spec.extractor_id, "fps": reader.fps, "frame_count": reader.n_frames,
             "fingerprint": entry.fingerprint, "video_id": entry.video_id, "width": reader.native_width,
-            "height": reader.native_height, "weights": "random-init" if spec.is_random else spec.weights}
+            "height": reader.native_height, "weights": "random-init" if spec.is_random else spec.weights,
+            "extractor_spec": json.dumps(dataclasses.asdict(spec)), "source_url": entry.url}
     table = feature_table(entry.video_id, starts, ends, centers, reader.fps, np.concatenate(feats), meta,
                           np.concatenate(toks) if tokens else None)
     write_table(target, table, storage_options)

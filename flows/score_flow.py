@@ -1,0 +1,87 @@
+"""score_features: clip scores for every video under a features folder, one Dask task per batch of videos,
+then a report per scored video and the run index."""
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from anomaly_models.checkpoint import CheckpointError
+from tasks.feature_store import list_tables, read_metadata
+from tasks.manifest import SKIPPED, VideoOutcome, new_run_id, write_manifest
+from tasks.model_store import read_model_config
+from tasks.reports import report_exists, report_video_task, write_index
+from tasks.scoring import score_batch_task, score_is_current, scores_url
+from tasks.storage import join
+
+from .progress import wait_with_progress
+from .runner import dask_runner, submit
+from .settings import Settings
+
+
+def check_extractor(config: dict, features_root: str, video_ids: list[str], storage_options=None) -> None:
+    """Refuse before any work when the features come from another extractor than the model was trained on."""
+    for vid in video_ids[:1]:
+        meta = read_metadata(join(features_root, vid + ".parquet"), storage_options) or {}
+        if meta.get("extractor_id") != config["extractor_id"]:
+            raise CheckpointError(f"model {config['model_id']} was trained on features of extractor "
+                                  f"'{config['extractor_id']}' but {features_root} holds features of extractor "
+                                  f"'{meta.get('extractor_id')}'")
+
+
+def plan_scoring(config: dict, features_root: str, video_ids: list[str], settings: Settings):
+    todo, skipped = [], []
+    for vid in video_ids:
+        meta = read_metadata(join(features_root, vid + ".parquet"), settings.storage_options) or {}
+        if not settings.force and score_is_current(settings.out, config, vid, meta.get("fingerprint", ""),
+                                                   settings.storage_options):
+            skipped.append(VideoOutcome(vid, SKIPPED, "score"))
+        else:
+            todo.append(vid)
+    return todo, skipped
+
+
+def run_scoring(runner, config: dict, model_url: str, features_root: str, todo: list[str],
+                settings: Settings) -> list[VideoOutcome]:
+    futures = [submit(runner, score_batch_task, settings.gpu_tasks, video_ids=todo[i : i + settings.score_batch],
+                      features_root=features_root, model_url=model_url, out_root=settings.out,
+                      storage_options=settings.storage_options, gpu_requested=settings.gpu_tasks,
+                      force=settings.force)
+               for i in range(0, len(todo), settings.score_batch)]
+    return [o for batch in wait_with_progress(futures, "scoring") for o in batch]
+
+
+def run_reports(runner, model_id: str, video_ids: list[str], settings: Settings) -> list[VideoOutcome]:
+    futures = [submit(runner, report_video_task, False,
+                      scores_url=scores_url(settings.out, model_id, vid), out_root=settings.out,
+                      storage_options=settings.storage_options, threshold=settings.threshold)
+               for vid in video_ids]
+    return wait_with_progress(futures, "reports") if futures else []
+
+
+def reports_needed(model_id: str, scored: list[str], video_ids: list[str], settings: Settings) -> list[str]:
+    """Videos scored in this run, plus scored videos whose report is missing."""
+    again = set(scored)
+    return sorted(again | {v for v in video_ids if v not in again and
+                           not report_exists(settings.out, model_id, v, settings.storage_options)})
+
+
+@flow(name="score-features")
+def score_features(settings: Settings, features_url: str, model_url: str) -> dict:
+    logger = get_run_logger()
+    config = read_model_config(model_url, settings.storage_options)
+    ids = list_tables(features_url, settings.storage_options)
+    check_extractor(config, features_url, ids, settings.storage_options)
+    todo, outcomes = plan_scoring(config, features_url, ids, settings)
+    logger.info("%d videos: %d to score, %d current", len(ids), len(todo), len(outcomes))
+    run_id = new_run_id("score")
+    done = []
+    if todo:
+        with dask_runner(settings.dask_address, settings.workers, settings.gpu_tasks) as runner:
+            scored = run_scoring(runner, config, model_url, features_url, todo, settings)
+            done = [o.video_id for o in scored if o.status == "done"]
+            reports = run_reports(runner, config["model_id"], reports_needed(config["model_id"], done, [], settings),
+                                  settings)
+        outcomes += scored + [r for r in reports if r.status == "failed"]
+    index = write_index(settings.out, config["model_id"], settings.storage_options)
+    outcomes.sort(key=lambda o: o.video_id)
+    return write_manifest(settings.out, run_id, outcomes, {"flow": "score-features", "model_id": config["model_id"],
+                                                           "index": index}, settings.storage_options)

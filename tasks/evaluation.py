@@ -1,0 +1,73 @@
+"""Evaluate stored clip scores against temporal annotations: F1@k (abnormal / normal / all) and frame AUC,
+overall and per annotated class, written as JSON and markdown next to the scores."""
+from __future__ import annotations
+
+import numpy as np
+
+from anomaly_models.metrics import clips_to_frames, f1_at_k, frame_auc
+
+from .annotations import VideoAnnotation, match_annotations
+from .feature_store import json_dumps, list_tables, read_table
+from .storage import join, write_bytes_atomic
+
+
+def _views(preds, targets, scores, overlaps) -> dict:
+    f1 = f1_at_k(preds, targets, overlaps)
+    return {"f1": {view: {str(int(round(k * 100))): round(v, 2) for k, v in row.items()} for view, row in f1.items()},
+            "auc": None if (auc := frame_auc(scores, targets)) is None else round(auc, 2), "videos": len(preds)}
+
+
+def evaluate_scores(scores_root: str, annotations: dict[str, VideoAnnotation], threshold: float | None = None,
+                    overlaps=(0.1, 0.25, 0.5), storage_options=None) -> dict:
+    ids = list_tables(scores_root, storage_options)
+    if not ids:
+        raise FileNotFoundError(f"no score tables under {scores_root}")
+    matching = match_annotations(annotations, ids)
+    per_video = []
+    model_id = None
+    for vid in sorted(matching.matched):
+        t = read_table(join(scores_root, vid + ".parquet"), storage_options)
+        model_id = t.metadata.get("model_id")
+        thr = float(t.metadata.get("threshold", 0.5)) if threshold is None else threshold
+        n, fps = int(t.metadata["frame_count"]), float(t.metadata["fps"])
+        frame_scores = clips_to_frames(t.column("score"), t.column("start_frame"), t.column("end_frame"), n)
+        ann = matching.matched[vid]
+        per_video.append((ann.label_class, (frame_scores > thr).astype(int), ann.frame_labels(n, fps), frame_scores,
+                          thr))
+    if not per_video:
+        raise ValueError(f"no annotated videos among the {len(ids)} scored videos under {scores_root}")
+    result = {"model_id": model_id, "threshold": per_video[0][4], "overlaps": [int(k * 100) for k in overlaps],
+              **_views([p[1] for p in per_video], [p[2] for p in per_video], [p[3] for p in per_video], overlaps),
+              "unmatched_annotations": matching.unmatched_names, "ambiguous_annotations": matching.ambiguous_names,
+              "unannotated_videos": matching.unannotated_ids, "per_class": {}}
+    for cls in sorted({p[0] for p in per_video}):
+        rows = [p for p in per_video if p[0] == cls]
+        result["per_class"][cls] = _views([p[1] for p in rows], [p[2] for p in rows], [p[3] for p in rows], overlaps)
+    return result
+
+
+def markdown_table(results: list[dict]) -> str:
+    """The thesis's table: one row per model, F1@k per view, frame AUC; then per-class rows."""
+    ks = results[0]["overlaps"]
+    head = "| model | " + " | ".join(f"{v} F1@{k}" for v in ("abnormal", "normal", "all") for k in ks) + " | AUC |"
+    lines = [head, "|" + "---|" * (2 + 3 * len(ks))]
+    for r in results:
+        cells = [f"{r['f1'][v][str(k)]:.2f}" for v in ("abnormal", "normal", "all") for k in ks]
+        lines.append(f"| {r['model_id']} | " + " | ".join(cells) + f" | {r['auc'] if r['auc'] is not None else '-'} |")
+    for r in results:
+        if r["per_class"]:
+            lines += ["", f"Per class ({r['model_id']}):", "",
+                      "| class | videos | " + " | ".join(f"abnormal F1@{k}" for k in ks) + " | AUC |",
+                      "|" + "---|" * (3 + len(ks))]
+            for cls, row in r["per_class"].items():
+                cells = [f"{row['f1']['abnormal'][str(k)]:.2f}" for k in ks]
+                auc = row["auc"] if row["auc"] is not None else "-"
+                lines.append(f"| {cls} | {row['videos']} | " + " | ".join(cells) + f" | {auc} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation(scores_root: str, result: dict, storage_options=None) -> tuple[str, str]:
+    json_url, md_url = join(scores_root, "evaluation.json"), join(scores_root, "evaluation.md")
+    write_bytes_atomic(json_url, json_dumps(result), storage_options)
+    write_bytes_atomic(md_url, markdown_table([result]).encode(), storage_options)
+    return json_url, md_url
