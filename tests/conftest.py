@@ -67,3 +67,35 @@ def s3_endpoint():
     fs.mkdir("vad-test")
     yield options
     server.stop()
+
+
+def vad(*args):
+    """Run the `vad` CLI in-process (flows run for real: Prefect API, Dask cluster)."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+EXTRACTOR = "r3d_18-random0-c16s16-64"
+
+
+@pytest.fixture(scope="session")
+def extracted(prefect_api, small_archive, tmp_path_factory):
+    """`vad extract` over a copy of the small archive: (archive, out, CLI result)."""
+    archive = tmp_path_factory.mktemp("arch")
+    shutil.copytree(small_archive / "videos", archive, dirs_exist_ok=True)
+    out = tmp_path_factory.mktemp("out")
+    result = vad("extract", "--archive", archive, "--out", out, *FAST)
+    return archive, out, result
+
+
+@pytest.fixture(scope="session")
+def trained_model(extracted, small_archive):
+    """A small ADNet trained with `vad train` on the extracted features; returns the model folder."""
+    _, out, _ = extracted
+    result = vad("train", "--features", out / "features" / EXTRACTOR, "--annotations",
+                 small_archive / "annotations.json", "--out", out, "--epochs", 150, "--window", 16)
+    assert result.exit_code == 0, result.output
+    return out / "models" / f"adnet-w16-{EXTRACTOR}"

@@ -1,24 +1,14 @@
 """`vad extract` end to end on real Prefect flows and a real Dask LocalCluster."""
 import json
 import os
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from flows.cli import EXIT_SOME_FAILED, app
+from flows.cli import EXIT_SOME_FAILED
 from tasks.feature_store import read_table
-from tests.conftest import FAST
-
-runner = CliRunner()
-EXTRACTOR = "r3d_18-random0-c16s16-64"
-
-
-def vad(*args, env=None):
-    result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
-    return result
+from tests.conftest import EXTRACTOR, FAST, vad
 
 
 def latest_summary(out):
@@ -28,12 +18,9 @@ def latest_summary(out):
 
 
 @pytest.fixture(scope="module")
-def local_run(prefect_api, small_archive, tmp_path_factory):
-    archive = tmp_path_factory.mktemp("arch")
-    shutil.copytree(small_archive / "videos", archive, dirs_exist_ok=True)
-    out = str(tmp_path_factory.mktemp("out"))
-    result = vad("extract", "--archive", str(archive), "--out", out, *FAST)
-    return archive, out, result
+def local_run(extracted):
+    archive, out, result = extracted
+    return archive, str(out), result
 
 
 def test_corrupted_video_is_failed_with_reason_and_others_done(local_run):

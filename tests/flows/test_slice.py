@@ -1,0 +1,137 @@
+"""The whole slice on real flows: train -> scan (extract, score, report) -> evaluate, locally and on S3."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.cli import EXIT_SOME_FAILED
+from tasks.extract import extract_video
+from tasks.discover import discover_videos
+from tasks.extractors import ExtractorSpec
+from tests.conftest import EXTRACTOR, VIDEOS, vad
+
+MODEL_ID = f"adnet-w16-{EXTRACTOR}"
+WEIRD = "Normal/a<b>&c.mp4"
+REPORT_FIELDS = {"video_id", "duration_s", "fps", "model_id", "threshold", "segments", "clip_scores"}
+SEGMENT_FIELDS = {"start_s", "end_s", "start_frame", "end_frame", "peak_score", "mean_score"}
+
+
+@pytest.fixture(scope="module")
+def scan_archive(small_archive, tmp_path_factory):
+    """The small archive (with the corrupted video) plus a video whose name needs HTML escaping."""
+    root = tmp_path_factory.mktemp("scan-archive")
+    shutil.copytree(small_archive / "videos", root, dirs_exist_ok=True)
+    shutil.copy(root / "Normal" / "003.mp4", root / WEIRD)
+    return root
+
+
+@pytest.fixture(scope="module")
+def scanned(trained_model, scan_archive, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scan-out")
+    result = vad("scan", "--archive", scan_archive, "--model", trained_model, "--out", out)
+    return out, result
+
+
+def test_scan_extracts_scores_reports_and_quarantines_corrupted(scanned):
+    out, result = scanned
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    runs = sorted(os.listdir(out / "runs"))
+    manifest = pd.read_parquet(out / "runs" / runs[-1] / "manifest.parquet").set_index("video_id")
+    assert manifest.loc["corrupted.mp4", "status"] == "failed"
+    assert "DECORDError" in manifest.loc["corrupted.mp4", "error"]
+    assert (manifest.drop("corrupted.mp4").status == "done").all() and len(manifest) == 6
+    reports = out / "reports" / MODEL_ID
+    for vid in manifest.index.drop("corrupted.mp4"):
+        report = json.loads((reports / (vid + ".json")).read_text())
+        assert REPORT_FIELDS <= set(report) and report["video_id"] == vid and report["model_id"] == MODEL_ID
+        assert all(SEGMENT_FIELDS <= set(seg) for seg in report["segments"])
+        assert len(report["clip_scores"]) == manifest.loc[vid, "clips"] or manifest.loc[vid, "stage"] == "report"
+        page = (reports / (vid + ".html")).read_text()
+        assert "data:image/png;base64," in page and "<table>" in page or "No anomalous segments" in page
+    assert not (reports / "corrupted.mp4.json").exists()
+    weird_page = (reports / (WEIRD + ".html")).read_text()
+    assert "a&lt;b&gt;&amp;c.mp4" in weird_page and "a<b>&c" not in weird_page
+    index = (reports / "index.html").read_text()
+    assert "a&lt;b&gt;&amp;c.mp4" in index and "Explosion/000.mp4" in index
+    segments = pd.read_parquet(reports / "segments.parquet")
+    assert set(segments.columns) >= SEGMENT_FIELDS | {"video_id"}
+
+
+def test_abnormal_segments_have_thumbnails_and_a_timeline(scanned):
+    out, _ = scanned
+    reports = out / "reports" / MODEL_ID
+    with_segments = [json.loads(p.read_text()) for p in reports.rglob("*.json")]
+    with_segments = [r for r in with_segments if r["segments"]]
+    assert with_segments, "the trained model should flag at least one segment in the archive"
+    page = (reports / (with_segments[0]["video_id"] + ".html")).read_text()
+    assert page.count("data:image/png;base64,") == 1 + len(with_segments[0]["segments"])
+
+
+def test_evaluate_prints_table_and_writes_json_and_markdown(scanned, small_archive):
+    out, _ = scanned
+    scores = out / "scores" / MODEL_ID
+    result = vad("evaluate", "--scores", scores, "--annotations", small_archive / "annotations.json")
+    assert result.exit_code == 0, result.output
+    assert "abnormal F1@25" in result.output and MODEL_ID in result.output
+    evaluation = json.loads((scores / "evaluation.json").read_text())
+    assert set(evaluation["f1"]) == {"abnormal", "normal", "all"} and set(evaluation["f1"]["all"]) == {"10", "25", "50"}
+    assert evaluation["videos"] == 4 and evaluation["auc"] is not None
+    assert set(evaluation["per_class"]) == {"Explosion", "Fighting", "Normal"}
+    assert WEIRD in evaluation["unannotated_videos"]
+    assert (scores / "evaluation.md").read_text().startswith("| model |")
+
+
+def test_second_scan_is_a_noop(scanned, trained_model, scan_archive):
+    out, _ = scanned
+    before = {p: p.stat().st_mtime_ns for p in (out / "scores").rglob("*.parquet")}
+    result = vad("scan", "--archive", scan_archive, "--model", trained_model, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "nothing new" in result.output
+    runs = sorted(os.listdir(out / "runs"))
+    summary = json.loads((out / "runs" / runs[-1] / "summary.json").read_text())
+    assert summary["work"] == {"extract": 0, "score": 0, "report": 0}
+    assert summary["counts"]["done"] == 0 and summary["counts"]["quarantined"] == 1
+    assert before == {p: p.stat().st_mtime_ns for p in (out / "scores").rglob("*.parquet")}
+
+
+def test_scoring_features_of_another_extractor_is_refused(trained_model, tmp_path):
+    archive = tmp_path / "a"
+    archive.mkdir()
+    shutil.copy(os.path.join(VIDEOS, "v_GGSY1Qvo990.mp4"), archive / "clip.mp4")
+    spec = ExtractorSpec("mc3_18", size=32)
+    outcome = extract_video(discover_videos(str(archive))[0], spec, str(tmp_path / "out"))
+    assert outcome.status == "done"
+    result = vad("score", "--features", tmp_path / "out" / "features" / spec.extractor_id, "--model", trained_model,
+                 "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert EXTRACTOR in text and spec.extractor_id in text
+
+
+def test_whole_slice_with_output_on_s3(trained_model, scan_archive, small_archive, s3_endpoint, monkeypatch):
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_endpoint)
+    fs.put(str(trained_model) + "/", f"vad-test/slice/models/{MODEL_ID}/", recursive=True)
+    monkeypatch.setenv("VAD_STORAGE_OPTIONS", json.dumps(s3_endpoint))
+    result = vad("scan", "--archive", scan_archive, "--model", f"s3://vad-test/slice/models/{MODEL_ID}",
+                 "--out", "s3://vad-test/slice")
+    assert result.exit_code == EXIT_SOME_FAILED, result.output
+    assert s3_endpoint["secret"] not in result.output
+    fs.invalidate_cache()
+    assert fs.exists(f"vad-test/slice/reports/{MODEL_ID}/index.html")
+    report = json.loads(fs.cat_file(f"vad-test/slice/reports/{MODEL_ID}/Explosion/000.mp4.json"))
+    assert REPORT_FIELDS <= set(report)
+    result = vad("evaluate", "--scores", f"s3://vad-test/slice/scores/{MODEL_ID}", "--annotations",
+                 small_archive / "annotations.json")
+    assert result.exit_code == 0, result.output
+    assert fs.exists(f"vad-test/slice/scores/{MODEL_ID}/evaluation.json")
+    # training reads features from S3 as well
+    result = vad("train", "--features", f"s3://vad-test/slice/features/{EXTRACTOR}", "--annotations",
+                 small_archive / "annotations.json", "--out", "s3://vad-test/slice", "--epochs", 2, "--window", 16,
+                 "--model-id", "from-s3")
+    assert result.exit_code == 0, result.output
+    assert fs.exists("vad-test/slice/models/from-s3/checkpoint.pt")
