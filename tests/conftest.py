@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+SHARED = os.environ.get("VAD_SHARED_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 VIDEOS = os.path.abspath(os.path.join(SHARED, "videos"))
 ANNOTATIONS = os.path.abspath(os.path.join(SHARED, "annotations"))
 
