@@ -29,3 +29,45 @@ def generated_sequences(n_videos: int, dim: int = 32, min_len: int = 40, max_len
         feats.append(x.astype(np.float32))
         labels.append(y)
     return feats, labels
+
+
+def generated_relation_sequences(n_videos: int, anomaly: str = "relation", token_dim: int = 16, n_tokens: int = 4,
+                                 object_dim: int = 16, max_objects: int = 6, min_len: int = 40, max_len: int = 100,
+                                 seed: int = 0):
+    """ADOR-style inputs per video: dict(tokens [T,Na,Ca], objects [T,M,Do], boxes [T,M,4], object_mask [T,M])
+    and pooled action `features` [T,Ca] (what ADNet sees), with [T] labels.
+
+    anomaly="relation": two objects overlap during anomalies and stay apart otherwise; object features and action
+    tokens have the same distribution in both, so only the boxes' relative geometry tells them apart.
+    anomaly="action": the action tokens shift during anomalies; objects carry no signal.
+    """
+    rng = np.random.default_rng(seed)
+    direction = np.random.default_rng(token_dim).normal(size=token_dim)
+    direction /= np.linalg.norm(direction)
+    videos, labels = [], []
+    for v in range(n_videos):
+        length = int(rng.integers(min_len, max_len + 1))
+        y = np.zeros(length, dtype=np.float32)
+        if v % 2 == 0:
+            seg = int(rng.integers(max(3, length // 8), max(4, length // 3)))
+            start = int(rng.integers(0, length - seg))
+            y[start : start + seg] = 1
+        tokens = rng.normal(size=(length, n_tokens, token_dim)).astype(np.float32)
+        if anomaly == "action":
+            tokens += (y[:, None, None] * 2.0 * direction).astype(np.float32)
+        objects = rng.normal(size=(length, max_objects, object_dim)).astype(np.float32)
+        n_obj = rng.integers(2, max_objects + 1, size=length)
+        mask = np.arange(max_objects)[None, :] < n_obj[:, None]
+        size = rng.uniform(0.1, 0.2, size=(length, max_objects, 2))
+        centre = rng.uniform(0.15, 0.85, size=(length, max_objects, 2))
+        # objects 0 and 1: apart (normal) or overlapping (relation anomaly), anywhere in the frame
+        c0 = rng.uniform(0.2, 0.8, size=(length, 2))
+        offset = rng.uniform(0.35, 0.5, size=(length, 1)) * np.sign(rng.uniform(-1, 1, size=(length, 2)))
+        if anomaly == "relation":
+            offset = np.where(y[:, None] > 0, rng.uniform(-0.03, 0.03, size=(length, 2)), offset)
+        centre[:, 0], centre[:, 1] = c0, np.clip(c0 + offset, 0.1, 0.9)
+        boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=-1).clip(0, 1).astype(np.float32)
+        videos.append({"tokens": tokens, "objects": objects * mask[..., None], "boxes": boxes * mask[..., None],
+                       "object_mask": mask, "features": tokens.mean(axis=1)})
+        labels.append(y)
+    return videos, labels

@@ -1,8 +1,9 @@
-"""Training and inference loops over in-memory per-video clip features.
+"""Training and inference loops over in-memory per-video clip inputs.
 
-Each video is a [T, D] float array with [T] clip labels; videos are cut into windows (see windows.py), batched,
-and fed to a model whose forward returns [S, B, T] stage scores. `predict` stitches window scores back to one
-score per clip using the last stage.
+Each video is a [T, D] feature array (ADNet, baselines) or a dict of [T, ...] arrays named by the model's
+`input_names` (ADOR: tokens, objects, boxes, object_mask), with [T] clip labels. Videos are cut into windows (see
+windows.py), batched, and fed to a model whose forward returns [S, B, T] stage scores. `predict` stitches window
+scores back to one score per clip using the last stage.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from .losses import ad_loss, stage_loss
+from .registry import input_names
 from .windows import make_windows, stitch
 
 
@@ -41,15 +43,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _window_dataset(videos: Sequence[np.ndarray], labels: Sequence[np.ndarray], window: int):
-    feats, masks, labs = [], [], []
+def as_inputs(video) -> dict[str, np.ndarray]:
+    return dict(video) if isinstance(video, dict) else {"features": np.asarray(video, dtype=np.float32)}
+
+
+def _windows(video, window: int, labels=None):
+    """Every input array of one video cut into the same windows; returns (arrays, mask, starts, length, labels)."""
+    arrays, out = as_inputs(video), {}
+    first = next(iter(arrays.values()))
+    base = make_windows(np.zeros(len(first), np.float32), window, labels)
+    wins, wl = base if labels is not None else (base, None)
+    for name, arr in arrays.items():
+        out[name] = make_windows(np.asarray(arr), window).features
+    return out, wins.mask, wins.starts, wins.length, wl
+
+
+def _window_dataset(videos, labels, window: int):
+    parts, masks, labs = [], [], []
     for x, y in zip(videos, labels):
-        wins, wl = make_windows(np.asarray(x, dtype=np.float32), window, np.asarray(y, dtype=np.float32))
-        feats.append(wins.features)
-        masks.append(wins.mask)
+        arrays, mask, _, _, wl = _windows(x, window, np.asarray(y, dtype=np.float32))
+        parts.append(arrays)
+        masks.append(mask)
         labs.append(wl)
-    return (torch.from_numpy(np.concatenate(feats)), torch.from_numpy(np.concatenate(masks)),
-            torch.from_numpy(np.concatenate(labs)))
+    inputs = {n: torch.from_numpy(np.concatenate([p[n] for p in parts])) for n in parts[0]}
+    return inputs, torch.from_numpy(np.concatenate(masks)), torch.from_numpy(np.concatenate(labs))
+
+
+def _forward(model, inputs: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    return model(*(inputs[n] for n in input_names(model)), mask)
 
 
 def train(model: torch.nn.Module, videos: Sequence[np.ndarray], labels: Sequence[np.ndarray], config: TrainConfig,
@@ -60,17 +81,21 @@ def train(model: torch.nn.Module, videos: Sequence[np.ndarray], labels: Sequence
     seed_everything(config.seed)
     x, m, y = _window_dataset(videos, labels, config.window)
     device = torch.device(config.device)
+    missing = set(input_names(model)) - set(x)
+    if missing:
+        raise ValueError(f"model {type(model).__name__} needs inputs {sorted(missing)}; videos have {sorted(x)}")
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     result = TrainResult()
     for epoch in range(config.epochs):
-        order = torch.randperm(len(x), generator=generator)
+        order = torch.randperm(len(m), generator=generator)
         losses = []
         for i in range(0, len(order), config.batch_size):
             idx = order[i : i + config.batch_size]
-            xb, mb, yb = x[idx].to(device), m[idx].to(device), y[idx].to(device)
-            stages = model(xb, mb)
+            xb = {n: v[idx].to(device) for n, v in x.items()}
+            mb, yb = m[idx].to(device), y[idx].to(device)
+            stages = _forward(model, xb, mb)
             loss = stage_loss(stages, yb, mb, config.loss)
             if config.ad_lambda > 0:
                 loss = loss + config.ad_lambda * ad_loss(stages[-1], yb, mb, config.ad_alpha)
@@ -86,14 +111,13 @@ def train(model: torch.nn.Module, videos: Sequence[np.ndarray], labels: Sequence
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, features: np.ndarray, window: int, device: str = "cpu",
-            batch_size: int = 32) -> np.ndarray:
+def predict(model: torch.nn.Module, video, window: int, device: str = "cpu", batch_size: int = 32) -> np.ndarray:
     """One anomaly score per clip: last-stage window scores averaged over every window covering the clip."""
     model.to(device).eval()
-    wins = make_windows(np.asarray(features, dtype=np.float32), window)
+    arrays, mask, starts, length, _ = _windows(video, window)
     outs = []
-    for i in range(0, len(wins.starts), batch_size):
-        xb = torch.from_numpy(wins.features[i : i + batch_size]).to(device)
-        mb = torch.from_numpy(wins.mask[i : i + batch_size]).to(device)
-        outs.append(model(xb, mb)[-1].float().cpu().numpy())
-    return stitch(np.concatenate(outs), wins.starts, wins.length)
+    for i in range(0, len(starts), batch_size):
+        xb = {n: torch.from_numpy(a[i : i + batch_size]).to(device) for n, a in arrays.items()}
+        mb = torch.from_numpy(mask[i : i + batch_size]).to(device)
+        outs.append(_forward(model, xb, mb)[-1].float().cpu().numpy())
+    return stitch(np.concatenate(outs), starts, length)
