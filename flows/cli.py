@@ -4,6 +4,7 @@ Exit codes: 0 all videos succeeded; 3 some videos failed (see the run manifest);
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional
 
@@ -85,19 +86,32 @@ def extract(
     workers: Optional[int] = WorkersOpt,
     gpu_tasks: Optional[bool] = GpuOpt,
     force: Optional[bool] = typer.Option(None, "--force/--no-force", help="re-extract current videos"),
+    objects: Optional[bool] = typer.Option(None, "--objects/--no-objects", help="also centre-frame object features"),
+    detector: Optional[str] = typer.Option(None, help="fasterrcnn_mobilenet_v3_large_320_fpn | fasterrcnn_resnet50_fpn"),
+    detector_weights: Optional[str] = typer.Option(None, "--detector-weights", help="random | enum name | file"),
+    object_mode: Optional[str] = typer.Option(None, "--object-mode",
+                                              help="detections (score > threshold) | proposals (top-k RPN, for "
+                                                   "random-init detectors)"),
+    object_threshold: Optional[float] = typer.Option(None, "--object-threshold", help="default 0.2"),
+    max_objects: Optional[int] = typer.Option(None, "--max-objects", help="default 36"),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """Extract per-clip action features of every new or changed video into <out>/features/<extractor_id>/."""
+    """Extract per-clip action features of every new or changed video into <out>/features/<extractor_id>/
+    (and, with --objects, object features into <out>/objects/<detector_id>/)."""
     from .extract_flow import extract_features
 
     settings = _settings(config_file=config, archive=archive, out=out, backbone=backbone, weights=weights,
                          clip_len=clip_len, stride=stride, size=size, tokens=tokens, dask_address=dask_address,
-                         workers=workers, gpu_tasks=gpu_tasks, force=force)
+                         workers=workers, gpu_tasks=gpu_tasks, force=force, objects=objects, detector=detector,
+                         detector_weights=detector_weights, object_mode=object_mode,
+                         object_threshold=object_threshold, max_objects=max_objects)
     if settings.extractor.is_random:
         console.print(f"[yellow]note:[/yellow] {settings.backbone} is random-initialised (seed {settings.seed}); "
                       "pretrained weights cannot be downloaded here")
     summary = extract_features(settings)
     console.print(f"features: {settings.out}/features/{summary['extractor_id']}/")
+    if settings.detector_spec:
+        console.print(f"objects: {settings.out}/objects/{settings.detector_spec.detector_id}/")
     print_summary(summary, "extract")
     exit_for(summary)
 
@@ -116,7 +130,10 @@ def train(
     features: str = FeaturesOpt,
     annotations: str = AnnotationsOpt,
     out: Optional[str] = OutOpt,
-    model: Optional[str] = typer.Option(None, help="adnet"),
+    model: Optional[str] = typer.Option(None, help="adnet | ador | mlp | edtcn"),
+    objects: Optional[str] = typer.Option(None, "--objects", help="ADOR: object features <out>/objects/<detector_id>"),
+    model_options: Optional[str] = typer.Option(None, "--model-options",
+                                                help='JSON constructor arguments, e.g. \'{"dim": 64, "depth": 2}\''),
     window: Optional[int] = typer.Option(None, help="clips per window (default 64)"),
     epochs: Optional[int] = typer.Option(None, help="default 30"),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 5e-4)"),
@@ -128,9 +145,9 @@ def train(
     from .train_flow import train_model
 
     settings = _settings(config_file=config, out=out, model=model, window=window, epochs=epochs, lr=lr,
-                         threshold=threshold)
+                         threshold=threshold, model_options=json.loads(model_options) if model_options else None)
     try:
-        result = train_model(settings, features, annotations, model_id)
+        result = train_model(settings, features, annotations, model_id, objects)
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
     console.print(f"model {result['model_id']}: {result['videos']} videos, {result['clips']} clips "
@@ -151,6 +168,7 @@ def score(
 ) -> None:
     """Score every video under a features folder; writes scores, per-video reports and the index."""
     from anomaly_models.checkpoint import CheckpointError
+    from tasks.model_inputs import MissingInputs
 
     from .score_flow import score_features
 
@@ -158,7 +176,7 @@ def score(
                          gpu_tasks=gpu_tasks, force=force)
     try:
         summary = score_features(settings, features, model)
-    except (CheckpointError, FileNotFoundError) as exc:
+    except (CheckpointError, FileNotFoundError, MissingInputs) as exc:
         _fail(exc)
     print_summary(summary, "score")
     console.print(f"index: {summary['index']}")
@@ -214,9 +232,11 @@ def scan(
 
     settings = _settings(config_file=config, archive=archive, out=out, dask_address=dask_address, workers=workers,
                          gpu_tasks=gpu_tasks, force=force)
+    from tasks.model_inputs import MissingInputs
+
     try:
         summary = scan_flow(settings, model)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, MissingInputs) as exc:
         _fail(exc)
     print_summary(summary, "scan")
     console.print(f"index: {summary['index']}")

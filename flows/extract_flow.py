@@ -4,8 +4,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from tasks.discover import VideoEntry, discover_videos
-from tasks.extract import extract_video_task, features_url, quarantined_reason
-from tasks.feature_store import is_current
+from tasks.extract import extract_video_task, extraction_is_current, features_url, quarantined_reason
 from tasks.manifest import QUARANTINED, SKIPPED, VideoOutcome, new_run_id, write_manifest
 
 from .progress import wait_with_progress
@@ -19,8 +18,8 @@ def plan_extraction(entries: list[VideoEntry], settings: Settings) -> tuple[list
     spec, todo, skipped = settings.extractor, [], []
     for entry in entries:
         url = features_url(settings.out, spec, entry.video_id)
-        if not settings.force and is_current(url, entry.fingerprint, "extractor_id", spec.extractor_id,
-                                             settings.storage_options):
+        if not settings.force and extraction_is_current(entry, spec, settings.out, settings.storage_options,
+                                                        settings.tokens, settings.detector_spec):
             skipped.append(VideoOutcome(entry.video_id, SKIPPED, "extract", output=url))
         elif not settings.force and (reason := quarantined_reason(settings.out, spec, entry, settings.storage_options)):
             skipped.append(VideoOutcome(entry.video_id, QUARANTINED, "extract", error=reason))
@@ -34,7 +33,7 @@ def submit_extraction(runner, todo: list[VideoEntry], settings: Settings) -> lis
     return [submit(runner, extract_video_task, settings.gpu_tasks, entry=entry, spec=settings.extractor,
                    out_root=settings.out, storage_options=settings.storage_options,
                    batch_size=settings.batch_size, tokens=settings.tokens, threads=settings.threads,
-                   force=settings.force) for entry in todo]
+                   force=settings.force, detector=settings.detector_spec) for entry in todo]
 
 
 @flow(name="extract-features")

@@ -17,7 +17,7 @@ from tasks.storage import join
 from .extract_flow import plan_extraction, submit_extraction
 from .progress import say, wait_with_progress
 from .runner import dask_runner
-from .score_flow import check_extractor, plan_scoring, reports_needed, run_reports, run_scoring
+from .score_flow import check_inputs, plan_scoring, reports_needed, run_reports, run_scoring
 from .settings import Settings
 
 PRECEDENCE = {FAILED: 4, QUARANTINED: 3, DONE: 2, SKIPPED: 1}
@@ -39,7 +39,7 @@ def merge_outcomes(outcomes: list[VideoOutcome]) -> list[VideoOutcome]:
 def scan(settings: Settings, model_url: str) -> dict:
     logger = get_run_logger()
     config = read_model_config(model_url, settings.storage_options)
-    settings = settings.with_extractor(config["extractor_spec"])
+    settings = settings.for_model(config)
     if settings.extractor.extractor_id != config["extractor_id"]:
         raise ValueError(f"cannot rebuild extractor {config['extractor_id']} from the model's config "
                          f"(got {settings.extractor.extractor_id})")
@@ -63,7 +63,7 @@ def scan(settings: Settings, model_url: str) -> dict:
             outcomes += extracted
             new = [o.video_id for o in extracted if o.status == DONE]
             if to_score or new:
-                check_extractor(config, features_root, (to_score + new)[:1], settings.storage_options)
+                check_inputs(config, features_root, (to_score + new)[:1], settings.storage_options)
                 scored = run_scoring(runner, config, model_url, features_root, sorted(to_score + new), settings)
                 outcomes += scored
                 to_report = sorted(set(to_report) | {o.video_id for o in scored if o.status == DONE})

@@ -7,6 +7,7 @@ from prefect import flow, get_run_logger
 from anomaly_models.checkpoint import CheckpointError
 from tasks.feature_store import list_tables, read_metadata
 from tasks.manifest import SKIPPED, VideoOutcome, new_run_id, write_manifest
+from tasks.model_inputs import load_video_inputs, objects_root_for
 from tasks.model_store import read_model_config
 from tasks.reports import report_exists, report_video_task, write_index
 from tasks.scoring import score_batch_task, score_is_current, scores_url
@@ -17,14 +18,18 @@ from .runner import dask_runner, submit
 from .settings import Settings
 
 
-def check_extractor(config: dict, features_root: str, video_ids: list[str], storage_options=None) -> None:
-    """Refuse before any work when the features come from another extractor than the model was trained on."""
+def check_inputs(config: dict, features_root: str, video_ids: list[str], storage_options=None) -> None:
+    """Refuse before any work when the features come from another extractor than the model was trained on, or
+    lack what the model reads (ADOR: spatial tokens and object features)."""
     for vid in video_ids[:1]:
         meta = read_metadata(join(features_root, vid + ".parquet"), storage_options) or {}
         if meta.get("extractor_id") != config["extractor_id"]:
             raise CheckpointError(f"model {config['model_id']} was trained on features of extractor "
                                   f"'{config['extractor_id']}' but {features_root} holds features of extractor "
                                   f"'{meta.get('extractor_id')}'")
+        objects_root = objects_root_for(features_root, config["detector_id"]) if config.get("detector_id") else None
+        load_video_inputs(config["model"], features_root, vid, objects_root, config.get("max_objects", 36),
+                          storage_options)
 
 
 def plan_scoring(config: dict, features_root: str, video_ids: list[str], settings: Settings):
@@ -69,7 +74,7 @@ def score_features(settings: Settings, features_url: str, model_url: str) -> dic
     logger = get_run_logger()
     config = read_model_config(model_url, settings.storage_options)
     ids = list_tables(features_url, settings.storage_options)
-    check_extractor(config, features_url, ids, settings.storage_options)
+    check_inputs(config, features_url, ids, settings.storage_options)
     todo, outcomes = plan_scoring(config, features_url, ids, settings)
     logger.info("%d videos: %d to score, %d current", len(ids), len(todo), len(outcomes))
     run_id = new_run_id("score")

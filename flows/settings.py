@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
+from tasks.detectors import DETECTORS, DetectorSpec
 from tasks.extractors import BACKBONES, ExtractorSpec
 
 
@@ -36,10 +37,19 @@ class Settings(BaseSettings):
     gpu_tasks: bool = Field(False, description="extraction/scoring tasks ask Dask for the GPU resource")
     storage_options: dict[str, Any] = Field(default_factory=dict, repr=False, exclude=True)  # never stored/logged
     force: bool = False
+    objects: bool = Field(False, description="also extract centre-frame object features (for ADOR)")
+    detector: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    detector_weights: str = "random"
+    object_threshold: float = Field(0.2, ge=0, le=1)
+    max_objects: int = Field(36, ge=1)
+    object_mode: str = Field("detections", pattern="^(detections|proposals)$",
+                             description="'proposals' keeps the top-k RPN proposals (for random-init detectors)")
+    detector_size: int | None = Field(None, ge=32, description="detector min_size; default: the detector's")
+    model_options: dict[str, Any] = Field(default_factory=dict, description="extra model constructor arguments")
     model: str = Field("adnet", description="temporal model to train")
     window: int = Field(64, ge=2, description="clips per window (W)")
     epochs: int = Field(30, ge=1)
-    lr: float = Field(5e-4, gt=0)
+    lr: float | None = Field(None, gt=0, description="default: 5e-4, ADOR 5e-5 (the thesis)")
     threshold: float = Field(0.5, ge=0, le=1, description="a clip is anomalous when its score > threshold")
     score_batch: int = Field(16, ge=1, description="videos per scoring task")
 
@@ -59,10 +69,41 @@ class Settings(BaseSettings):
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
 
-    def with_extractor(self, spec: dict) -> "Settings":
-        """The same settings with the extractor a trained model needs (scan extracts what the model was trained on)."""
-        fields = ("backbone", "weights", "clip_len", "stride", "size", "seed")
-        return self.model_copy(update={k: spec[k] for k in fields if k in spec})
+    def for_model(self, config: dict) -> "Settings":
+        """The same settings with the inputs a trained model needs (scan extracts what the model was trained on)."""
+        spec = config["extractor_spec"]
+        update = {k: spec[k] for k in ("backbone", "weights", "clip_len", "stride", "size", "seed") if k in spec}
+        update["tokens"] = bool(config.get("needs_tokens"))
+        det = config.get("detector_spec")
+        update["objects"] = det is not None
+        if det:
+            update.update(detector=det["detector"], detector_weights=det["weights"], object_mode=det["mode"],
+                          object_threshold=det["score_threshold"], max_objects=det["max_objects"],
+                          detector_size=det["min_size"])
+        return self.model_copy(update=update)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from tasks.model_inputs import DEFAULTS
+
+        if v not in DEFAULTS:
+            raise ValueError(f"unknown model {v!r}; known: {sorted(DEFAULTS)}")
+        return v
+
+    @field_validator("detector")
+    @classmethod
+    def _known_detector(cls, v: str) -> str:
+        if v not in DETECTORS:
+            raise ValueError(f"unknown detector {v!r}; known: {sorted(DETECTORS)}")
+        return v
+
+    @property
+    def detector_spec(self) -> DetectorSpec | None:
+        if not self.objects:
+            return None
+        return DetectorSpec(self.detector, self.detector_weights, self.object_threshold, self.max_objects,
+                            self.object_mode, self.detector_size, self.clip_len, self.stride, self.seed)
 
     @property
     def extractor(self) -> ExtractorSpec:

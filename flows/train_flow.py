@@ -15,7 +15,8 @@ train_task = task(train_from_features, name="train-model", cache_policy=NO_CACHE
 
 
 @flow(name="train-model")
-def train_model(settings: Settings, features_url: str, annotations_path: str, model_id: str | None = None) -> dict:
+def train_model(settings: Settings, features_url: str, annotations_path: str, model_id: str | None = None,
+                objects_url: str | None = None) -> dict:
     logger = get_run_logger()
     annotations = load_annotations(annotations_path)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
@@ -25,7 +26,9 @@ def train_model(settings: Settings, features_url: str, annotations_path: str, mo
         config = train_task(features_url, annotations, settings.out, settings.model, settings.window,
                             settings.epochs, settings.lr, settings.threshold, model_id,
                             storage_options=settings.storage_options,
-                            on_epoch=lambda e, loss: progress.update(bar, completed=e + 1, loss=loss))
+                            on_epoch=lambda e, loss: progress.update(bar, completed=e + 1, loss=loss),
+                            objects_url=objects_url, max_objects=settings.max_objects,
+                            model_options=settings.model_options)
     if config["unmatched_annotations"]:
         logger.warning("%d annotated names have no features: %s", len(config["unmatched_annotations"]),
                        config["unmatched_annotations"][:10])

@@ -17,7 +17,9 @@ from prefect.cache_policies import NO_CACHE
 from .decode import ClipReader, VideoDecodeError
 from .discover import VideoEntry
 from .extractors import ExtractorSpec, cached_extractor
-from .feature_store import feature_table, is_current, output_url, write_table
+from .detectors import DetectorSpec
+from .feature_store import feature_table, is_current, output_url, read_metadata, read_table, write_table
+from .objects import detect_centre_frames, objects_table, objects_url
 from .manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome
 from .storage import join, local_path, read_bytes, write_bytes_atomic
 
@@ -46,50 +48,86 @@ def quarantined_reason(out_root: str, spec: ExtractorSpec, entry: VideoEntry, st
     return record.get("reason") if record.get("fingerprint") == entry.fingerprint else None
 
 
+def extraction_is_current(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage_options=None,
+                          tokens: bool = False, detector: DetectorSpec | None = None) -> bool:
+    """Features (with tokens when asked) and objects (when asked) exist for this exact file and these producers."""
+    meta = read_metadata(features_url(out_root, spec, entry.video_id), storage_options)
+    if not meta or meta.get("fingerprint") != entry.fingerprint or meta.get("extractor_id") != spec.extractor_id:
+        return False
+    if tokens and "tokens_shape" not in meta:
+        return False
+    return detector is None or is_current(objects_url(out_root, detector, entry.video_id), entry.fingerprint,
+                                          "detector_id", detector.detector_id, storage_options)
+
+
+def _features(path: str, entry: VideoEntry, spec: ExtractorSpec, batch_size: int, tokens: bool, device):
+    model = cached_extractor(spec, device)
+    reader = ClipReader(path, spec.clip_len, spec.stride, short_side=spec.short_side, name=entry.video_id)
+    feats, toks, batch, clips = [], [], [], []
+    for clip in reader:
+        clips.append((clip.start_frame, clip.end_frame, clip.center_frame))
+        batch.append(clip.frames)
+        if len(batch) == batch_size:
+            f, t = model.extract(np.stack(batch), tokens)
+            feats.append(f), toks.append(t)
+            batch = []
+    if batch:
+        f, t = model.extract(np.stack(batch), tokens)
+        feats.append(f), toks.append(t)
+    starts, ends, centers = (np.array(c) for c in zip(*clips))
+    meta = {"extractor_id": spec.extractor_id, "fps": reader.fps, "frame_count": reader.n_frames,
+            "fingerprint": entry.fingerprint, "video_id": entry.video_id, "width": reader.native_width,
+            "height": reader.native_height, "weights": "random-init" if spec.is_random else spec.weights,
+            "extractor_spec": json.dumps(dataclasses.asdict(spec)), "source_url": entry.url}
+    return feature_table(entry.video_id, starts, ends, centers, reader.fps, np.concatenate(feats), meta,
+                         np.concatenate(toks) if tokens else None)
+
+
+def _objects(path: str, entry: VideoEntry, features, detector: DetectorSpec):
+    starts, ends, centers = (features.column(c).to_numpy() for c in ("start_frame", "end_frame", "center_frame"))
+    fps = float(features.schema.metadata[b"fps"])
+    frames = detect_centre_frames(path, centers, detector, entry.video_id)
+    meta = {"detector_id": detector.detector_id, "fps": fps, "fingerprint": entry.fingerprint,
+            "frame_count": features.schema.metadata[b"frame_count"].decode(), "video_id": entry.video_id,
+            "detector_spec": json.dumps(dataclasses.asdict(detector)),
+            "weights": "random-init" if detector.weights == "random" else detector.weights}
+    return objects_table(entry.video_id, starts, ends, centers, fps, frames, meta)
+
+
 def extract_video(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage_options: dict | None = None,
                   batch_size: int = 8, tokens: bool = False, threads: int | None = None,
-                  device: str | None = None, force: bool = False) -> VideoOutcome:
+                  device: str | None = None, force: bool = False,
+                  detector: DetectorSpec | None = None) -> VideoOutcome:
+    """Action features (and tokens) per clip, plus object features of each clip's centre frame when a detector
+    is given; only what is missing or stale is computed."""
     timer = Timer()
     target = features_url(out_root, spec, entry.video_id)
-    if not force and is_current(target, entry.fingerprint, "extractor_id", spec.extractor_id, storage_options):
+    if not force and extraction_is_current(entry, spec, out_root, storage_options, tokens, detector):
         return VideoOutcome(entry.video_id, SKIPPED, "extract", output=target, started_at=timer.started_at)
     configure_threads(threads)
     try:
-        model = cached_extractor(spec, device)
-        suffix = os.path.splitext(entry.url)[1]
-        with local_path(entry.url, storage_options, suffix=suffix) as path:
-            reader = ClipReader(path, spec.clip_len, spec.stride, short_side=spec.short_side, name=entry.video_id)
-            feats, toks, batch, clips = [], [], [], []
-            for clip in reader:
-                clips.append((clip.start_frame, clip.end_frame, clip.center_frame))
-                batch.append(clip.frames)
-                if len(batch) == batch_size:
-                    f, t = model.extract(np.stack(batch), tokens)
-                    feats.append(f), toks.append(t)
-                    batch = []
-            if batch:
-                f, t = model.extract(np.stack(batch), tokens)
-                feats.append(f), toks.append(t)
+        with local_path(entry.url, storage_options, suffix=os.path.splitext(entry.url)[1]) as path:
+            if force or not extraction_is_current(entry, spec, out_root, storage_options, tokens):
+                features = _features(path, entry, spec, batch_size, tokens, device)
+                write_table(target, features, storage_options)
+            else:
+                features = read_table(target, storage_options).table
+            if detector is not None:
+                write_table(objects_url(out_root, detector, entry.video_id), _objects(path, entry, features, detector),
+                            storage_options)
     except VideoDecodeError as exc:
         write_bytes_atomic(quarantine_url(out_root, spec, entry.video_id),
                            json.dumps({"fingerprint": entry.fingerprint, "reason": exc.reason}).encode(),
                            storage_options)
         return VideoOutcome(entry.video_id, FAILED, "extract", error=exc.reason, seconds=timer.seconds,
                             started_at=timer.started_at)
-    starts, ends, centers = (np.array(c) for c in zip(*clips))
-    meta = {"extractor_id": spec.extractor_id, "fps": reader.fps, "frame_count": reader.n_frames,
-            "fingerprint": entry.fingerprint, "video_id": entry.video_id, "width": reader.native_width,
-            "height": reader.native_height, "weights": "random-init" if spec.is_random else spec.weights,
-            "extractor_spec": json.dumps(dataclasses.asdict(spec)), "source_url": entry.url}
-    table = feature_table(entry.video_id, starts, ends, centers, reader.fps, np.concatenate(feats), meta,
-                          np.concatenate(toks) if tokens else None)
-    write_table(target, table, storage_options)
-    return VideoOutcome(entry.video_id, DONE, "extract", seconds=timer.seconds, clips=len(clips), output=target,
-                        started_at=timer.started_at)
+    return VideoOutcome(entry.video_id, DONE, "extract", seconds=timer.seconds, clips=features.num_rows,
+                        output=target, started_at=timer.started_at)
 
 
 @task(name="extract-video", cache_policy=NO_CACHE)
 def extract_video_task(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage_options: dict | None = None,
                        batch_size: int = 8, tokens: bool = False, threads: int | None = None,
-                       force: bool = False) -> VideoOutcome:
-    return extract_video(entry, spec, out_root, storage_options, batch_size, tokens, threads, force=force)
+                       force: bool = False, detector: DetectorSpec | None = None) -> VideoOutcome:
+    return extract_video(entry, spec, out_root, storage_options, batch_size, tokens, threads, force=force,
+                         detector=detector)

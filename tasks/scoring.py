@@ -13,10 +13,11 @@ from prefect.cache_policies import NO_CACHE
 from anomaly_models import predict
 from anomaly_models.checkpoint import require_extractor
 
-from .feature_store import clip_columns, output_url, read_metadata, read_table, table_bytes
+from .feature_store import clip_columns, output_url, read_metadata, table_bytes
 from .manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome
+from .model_inputs import load_video_inputs, objects_root_for
 from .model_store import load_model
-from .storage import join, write_bytes_atomic
+from .storage import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,14 @@ def score_video(video_id: str, features_root: str, model_url: str, out_root: str
                 device: str = "cpu", force: bool = False) -> VideoOutcome:
     timer = Timer()
     model, payload, config = load_model(model_url, device, storage_options)
-    features = read_table(join(features_root, video_id + ".parquet"), storage_options)
+    objects_root = objects_root_for(features_root, config["detector_id"]) if config.get("detector_id") else None
+    features, inputs = load_video_inputs(config["model"], features_root, video_id, objects_root,
+                                         config.get("max_objects", 36), storage_options)
     require_extractor(payload, features.metadata["extractor_id"])
     target = scores_url(out_root, config["model_id"], video_id)
     if not force and score_is_current(out_root, config, video_id, features.metadata["fingerprint"], storage_options):
         return VideoOutcome(video_id, SKIPPED, "score", output=target, started_at=timer.started_at)
-    scores = predict(model, features.features, config["window"], device)
+    scores = predict(model, inputs, config["window"], device)
     fps = float(features.metadata["fps"])
     cols = clip_columns(video_id, features.column("start_frame"), features.column("end_frame"),
                         features.column("center_frame"), fps)

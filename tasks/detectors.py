@@ -1,0 +1,129 @@
+"""Object features on each clip's centre frame: a detector registry starting with torchvision Faster R-CNN.
+
+Per frame: boxes with score > threshold, at most `max_objects` (highest scores first), their RoI features
+(box_roi_pool + box_head, 1024-d), boxes normalised to [0, 1], class labels and scores.
+
+Random-initialised detectors yield no confident boxes, so `mode="proposals"` keeps the top-k RPN proposals
+(ranked by objectness after NMS) instead, scored and labelled by the box head's best non-background class. It
+exercises the same RoI-feature path; use it only where pretrained weights are unavailable (tests, the demo).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from .extractors import WeightsError
+
+DETECTORS = {
+    "fasterrcnn_mobilenet_v3_large_320_fpn": 320,  # name -> default min_size
+    "fasterrcnn_resnet50_fpn": 240,
+}
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    detector: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    weights: str = "random"
+    score_threshold: float = 0.2
+    max_objects: int = 36
+    mode: str = "detections"  # or "proposals"
+    min_size: int | None = None
+    clip_len: int = 16  # the clips whose centre frames are detected (same as the features')
+    stride: int = 16
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.detector not in DETECTORS:
+            raise ValueError(f"unknown detector {self.detector!r}; known: {sorted(DETECTORS)}")
+        if self.mode not in ("detections", "proposals"):
+            raise ValueError(f"detector mode must be 'detections' or 'proposals', got {self.mode!r}")
+
+    @property
+    def size(self) -> int:
+        return self.min_size or DETECTORS[self.detector]
+
+    @property
+    def detector_id(self) -> str:
+        from .extractors import ExtractorSpec
+
+        tag = ExtractorSpec(weights=self.weights, seed=self.seed).weights_tag
+        kind = f"top{self.max_objects}" if self.mode == "proposals" else f"t{self.score_threshold:g}m{self.max_objects}"
+        return f"{self.detector}-{tag}-{kind}-c{self.clip_len}s{self.stride}-{self.size}"
+
+
+@dataclass
+class FrameObjects:
+    boxes: np.ndarray  # [k, 4] float32 in [0, 1]
+    scores: np.ndarray  # [k] float32
+    labels: np.ndarray  # [k] int32
+    roi_features: np.ndarray  # [k, 1024] float32
+
+
+class ObjectDetector:
+    def __init__(self, spec: DetectorSpec, device: str | None = None):
+        from torchvision.models import detection, get_model_weights
+
+        self.spec = spec
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        builder = getattr(detection, spec.detector)
+        kwargs = dict(min_size=spec.size, box_score_thresh=spec.score_threshold,
+                      box_detections_per_img=spec.max_objects)
+        if spec.weights == "random":
+            torch.manual_seed(spec.seed)
+            model = builder(weights=None, weights_backbone=None, **kwargs)
+        elif os.path.exists(spec.weights):
+            model = builder(weights=None, weights_backbone=None, **kwargs)
+            model.load_state_dict(torch.load(spec.weights, map_location="cpu", weights_only=True))
+        else:
+            enum = get_model_weights(spec.detector)
+            try:
+                weights = enum[spec.weights.split(".")[-1]]
+            except KeyError:
+                raise WeightsError(f"unknown weights {spec.weights!r} for {spec.detector}; known: "
+                                   f"{[w.name for w in enum]}, a local file, or 'random'") from None
+            model = builder(weights=weights, **kwargs)
+        self.model = model.to(self.device).eval()
+
+    @torch.no_grad()
+    def detect(self, frames: np.ndarray) -> list[FrameObjects]:
+        """frames uint8 [B, H, W, 3] -> one FrameObjects per frame."""
+        m, k = self.model, self.spec.max_objects
+        images = [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float().div(255).to(self.device)
+                  for f in frames]
+        batch, _ = m.transform(images)
+        features = m.backbone(batch.tensors)
+        proposals, _ = m.rpn(batch, features)
+        if self.spec.mode == "detections":
+            detections, _ = m.roi_heads(features, proposals, batch.image_sizes)
+            boxes = [d["boxes"][:k] for d in detections]
+            scores = [d["scores"][:k] for d in detections]
+            labels = [d["labels"][:k] for d in detections]
+        else:
+            boxes = [p[:k] for p in proposals]
+            logits = m.roi_heads.box_predictor(m.roi_heads.box_head(
+                m.roi_heads.box_roi_pool(features, boxes, batch.image_sizes)))[0]
+            probs = torch.softmax(logits, -1)[:, 1:]
+            best, label = probs.max(-1)
+            scores, labels = list(best.split([len(b) for b in boxes])), list((label + 1).split([len(b) for b in boxes]))
+        counts = [len(b) for b in boxes]
+        if sum(counts):
+            rois = m.roi_heads.box_head(m.roi_heads.box_roi_pool(features, boxes, batch.image_sizes))
+        else:
+            rois = torch.zeros(0, m.roi_heads.box_head.fc7.out_features, device=self.device)
+        out = []
+        for b, s, lab, r, (h, w) in zip(boxes, scores, labels, rois.split(counts), batch.image_sizes):
+            scale = torch.tensor([w, h, w, h], dtype=b.dtype, device=b.device)
+            out.append(FrameObjects((b / scale).clamp(0, 1).cpu().numpy().astype(np.float32),
+                                    s.cpu().numpy().astype(np.float32), lab.cpu().numpy().astype(np.int32),
+                                    r.cpu().numpy().astype(np.float32)))
+        return out
+
+
+@lru_cache(maxsize=2)
+def cached_detector(spec: DetectorSpec, device: str | None = None) -> ObjectDetector:
+    """One detector per worker process, built there."""
+    return ObjectDetector(spec, device)
