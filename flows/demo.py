@@ -1,5 +1,7 @@
 """demo: the whole product on a generated archive, on embedded defaults (local folder, LocalCluster, Prefect's
-ephemeral API). Generates train and test splits, extracts, trains ADNet, scans the test split, evaluates."""
+ephemeral API). Generates train and test splits, extracts action features, spatial tokens and object features,
+trains ADNet, ADOR and the thesis's MLP and ED-TCN baselines, scans the test split with each, and evaluates them
+side by side."""
 from __future__ import annotations
 
 import os
@@ -9,32 +11,41 @@ from prefect import flow
 from tasks.storage import join
 from tasks.synthetic_archive import generate_archive, write_annotations
 
-from .extract_flow import extract_features
 from .evaluate_flow import evaluate
+from .extract_flow import extract_features
 from .progress import say
 from .scan_flow import scan
 from .settings import Settings
 from .train_flow import train_model
 
+# (model, epochs, lr, constructor options): small enough for 2 CPU cores
+DEMO_MODELS = [("ador", 40, 1e-3, {"dim": 64, "heads": 4, "depth": 2, "stages": 3}),
+               ("adnet", 100, 5e-4, {}), ("mlp", 100, 5e-4, {}), ("edtcn", 100, 5e-4, {})]
+
 
 @flow(name="demo")
 def demo(settings: Settings, train_videos: int = 10, test_videos: int = 6) -> dict:
     out = settings.out
-    archive = os.path.join(out, "demo-archive")
-    if not os.path.exists(os.path.join(out, "demo-annotations", "test.json")):
-        say(f"generating a synthetic archive under {archive} ({train_videos} train, {test_videos} test)")
-        write_annotations(os.path.join(out, "demo-annotations", "train.json"),
+    archive, annotations = os.path.join(out, "demo-archive"), os.path.join(out, "demo-annotations")
+    if not os.path.exists(os.path.join(annotations, "test.json")):
+        say(f"generating a synthetic archive under {archive} ({train_videos} train, {test_videos} test videos)")
+        write_annotations(os.path.join(annotations, "train.json"),
                           generate_archive(os.path.join(archive, "train"), train_videos, seed=1, prefix="train"))
-        write_annotations(os.path.join(out, "demo-annotations", "test.json"),
+        write_annotations(os.path.join(annotations, "test.json"),
                           generate_archive(os.path.join(archive, "test"), test_videos, seed=2, prefix="test"))
     train_settings = settings.model_copy(update={"archive": os.path.join(archive, "train")})
     extracted = extract_features(train_settings)
     features = join(out, "features", extracted["extractor_id"])
-    config = train_model(train_settings, features, os.path.join(out, "demo-annotations", "train.json"))
-    model_url = join(out, "models", config["model_id"])
+    objects = join(out, "objects", settings.detector_spec.detector_id)
     test_settings = settings.model_copy(update={"archive": os.path.join(archive, "test")})
-    scanned = scan(test_settings, model_url)
-    evaluation = evaluate(settings, [join(out, "scores", config["model_id"])],
-                          os.path.join(out, "demo-annotations", "test.json"))
-    return {"extract": extracted, "model": config, "scan": scanned, "evaluation": evaluation,
-            "index": scanned["index"]}
+    scores, scans = [], {}
+    for name, epochs, lr, options in DEMO_MODELS:
+        model_settings = train_settings.model_copy(update={"model": name, "epochs": epochs, "lr": lr,
+                                                           "model_options": options})
+        config = train_model(model_settings, features, os.path.join(annotations, "train.json"),
+                             objects_url=objects if name == "ador" else None)
+        scans[name] = scan(test_settings, join(out, "models", config["model_id"]))
+        scores.append(join(out, "scores", config["model_id"]))
+    evaluation = evaluate(settings, scores, os.path.join(annotations, "test.json"))
+    return {"extract": extracted, "scans": scans, "evaluation": evaluation, "index": scans["adnet"]["index"],
+            "indexes": {name: s["index"] for name, s in scans.items()}}
