@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/objects.py
 
 clean:
 	rm -rf $(VENV) vad-data vad-demo

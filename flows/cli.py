@@ -213,7 +213,7 @@ def evaluate(
         result = evaluate_flow(settings, scores, annotations, ks, threshold)
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
-    console.print(result["markdown"])
+    console.print(result["markdown"], soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -257,7 +257,7 @@ def demo(
                   "(seed 0, 64 px crops; top-16 RPN proposals as objects): pretrained weights cannot be downloaded "
                   "on this machine, so features are random projections")
     result = demo_flow(settings)
-    console.print(result["evaluation"]["markdown"])
+    console.print(result["evaluation"]["markdown"], soft_wrap=True, markup=False)
     for name, index in result["indexes"].items():
         console.print(f"{name} reports: {index}")
     console.print(f"report index: {result['index']}")

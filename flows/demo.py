@@ -38,14 +38,15 @@ def demo(settings: Settings, train_videos: int = 10, test_videos: int = 6) -> di
     features = join(out, "features", extracted["extractor_id"])
     objects = join(out, "objects", settings.detector_spec.detector_id)
     test_settings = settings.model_copy(update={"archive": os.path.join(archive, "test")})
-    scores, scans = [], {}
+    model_ids = {}
     for name, epochs, lr, options in DEMO_MODELS:
         model_settings = train_settings.model_copy(update={"model": name, "epochs": epochs, "lr": lr,
                                                            "model_options": options})
-        config = train_model(model_settings, features, os.path.join(annotations, "train.json"),
-                             objects_url=objects if name == "ador" else None)
-        scans[name] = scan(test_settings, join(out, "models", config["model_id"]))
-        scores.append(join(out, "scores", config["model_id"]))
+        model_ids[name] = train_model(model_settings, features, os.path.join(annotations, "train.json"),
+                                      objects_url=objects if name == "ador" else None)["model_id"]
+    # the first scan (ADOR) extracts the test split with everything ADOR needs; the others only score and report
+    scans = {name: scan(test_settings, join(out, "models", model_id)) for name, model_id in model_ids.items()}
+    scores = [join(out, "scores", model_id) for model_id in model_ids.values()]
     evaluation = evaluate(settings, scores, os.path.join(annotations, "test.json"))
     return {"extract": extracted, "scans": scans, "evaluation": evaluation, "index": scans["adnet"]["index"],
             "indexes": {name: s["index"] for name, s in scans.items()}}

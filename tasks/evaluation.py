@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from anomaly_models.metrics import clips_to_frames, f1_at_k, frame_auc
+from anomaly_models.metrics import clips_to_frames, f1_at_k, frame_auc, segment_counts
 
 from .annotations import VideoAnnotation, match_annotations
 from .feature_store import json_dumps, list_tables, read_table
@@ -13,8 +13,11 @@ from .storage import join, write_bytes_atomic
 
 def _views(preds, targets, scores, overlaps) -> dict:
     f1 = f1_at_k(preds, targets, overlaps)
+    counts = [segment_counts(p, t, min(overlaps), (1,)) for p, t in zip(preds, targets)]
     return {"f1": {view: {str(int(round(k * 100))): round(v, 2) for k, v in row.items()} for view, row in f1.items()},
-            "auc": None if (auc := frame_auc(scores, targets)) is None else round(auc, 2), "videos": len(preds)}
+            "auc": None if (auc := frame_auc(scores, targets)) is None else round(auc, 2), "videos": len(preds),
+            "abnormal_segments": sum(tp + fn for tp, _, fn in counts),
+            "false_alarms": sum(fp for _, fp, _ in counts)}
 
 
 def evaluate_scores(scores_root: str, annotations: dict[str, VideoAnnotation], threshold: float | None = None,
@@ -56,13 +59,16 @@ def markdown_table(results: list[dict]) -> str:
         lines.append(f"| {r['model_id']} | " + " | ".join(cells) + f" | {r['auc'] if r['auc'] is not None else '-'} |")
     for r in results:
         if r["per_class"]:
-            lines += ["", f"Per class ({r['model_id']}):", "",
-                      "| class | videos | " + " | ".join(f"abnormal F1@{k}" for k in ks) + " | AUC |",
-                      "|" + "---|" * (3 + len(ks))]
+            lines += ["", f"Per class ({r['model_id']}; abnormal F1 is '-' for classes without anomalies, "
+                      f"false alarms = predicted abnormal segments matching nothing at IoU {ks[0]}%):", "",
+                      "| class | videos | " + " | ".join(f"abnormal F1@{k}" for k in ks) + " | false alarms | AUC |",
+                      "|" + "---|" * (4 + len(ks))]
             for cls, row in r["per_class"].items():
-                cells = [f"{row['f1']['abnormal'][str(k)]:.2f}" for k in ks]
+                has = row["abnormal_segments"] > 0
+                cells = [f"{row['f1']['abnormal'][str(k)]:.2f}" if has else "-" for k in ks]
                 auc = row["auc"] if row["auc"] is not None else "-"
-                lines.append(f"| {cls} | {row['videos']} | " + " | ".join(cells) + f" | {auc} |")
+                lines.append(f"| {cls} | {row['videos']} | " + " | ".join(cells) +
+                             f" | {row['false_alarms']} | {auc} |")
     return "\n".join(lines) + "\n"
 
 

@@ -62,14 +62,15 @@ def padded_objects(table: ClipTable, max_objects: int) -> dict[str, np.ndarray]:
 
 def detect_centre_frames(path: str, centers, spec: DetectorSpec, name: str, chunk: int = 64,
                          batch_size: int = 8) -> list[FrameObjects]:
-    """Decode only the centre frames (short side = the detector's min_size), chunk by chunk, and detect."""
+    """Decode only the centre frames (short side at most the detector's min_size), chunk by chunk, and detect."""
     import decord
 
     try:
         probe = decord.VideoReader(path, num_threads=1)
         h, w = probe[0].shape[:2]
         del probe
-        height, width = scaled_size(h, w, spec.size)
+        # downscale large frames inside decord; smaller ones are left to the detector's own resize
+        height, width = scaled_size(h, w, spec.size) if min(h, w) > spec.size else (h, w)
         reader = decord.VideoReader(path, width=width, height=height, num_threads=1)
     except DECODE_ERRORS as exc:
         raise VideoDecodeError(name, _reason(exc)) from exc

@@ -1,0 +1,100 @@
+"""Object-feature and scoring benchmark, in one run on this machine's CPU.
+
+objects: pipeline rate (decode centre frames + detect + RoI features + Parquet write, frames/s) over the raw
+detector forward rate on the same pre-decoded frames. The detector is random-initialised, so it runs in
+`proposals` mode (top-36 RPN proposals) to exercise the full RoI-feature path.
+scoring: ADNet and ADOR (thesis sizes: 512-d, 49 action tokens x 512, 36 objects x 1024) clips/s through
+`predict` (windows + stitching).
+Prints a JSON line and writes bench/results/objects.json (+ .md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from anomaly_models import ADNet, ADOR, layers_for_window, predict
+from tasks.decode import ClipReader
+from tasks.detectors import DetectorSpec, cached_detector
+from tasks.discover import discover_videos
+from tasks.objects import detect_centre_frames, objects_table
+from tasks.feature_store import write_table
+from tasks.synthetic_archive import generate_archive
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--clips", type=int, default=512, help="clips scored per model")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    spec = DetectorSpec(mode="proposals", max_objects=36)
+    detector = cached_detector(spec, "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_archive(os.path.join(tmp, "a"), 2, seed=5, duration_s=(args.seconds, args.seconds))
+        entries = discover_videos(os.path.join(tmp, "a"))
+        centers = {e.url: [c.center_frame for c in ClipReader(e.url, 16, 16, short_side=64)] for e in entries}
+        detector.detect(np.zeros((1, 240, 320, 3), np.uint8))  # warm-up
+        t0 = time.perf_counter()
+        frames = 0
+        for e in entries:
+            objs = detect_centre_frames(e.url, centers[e.url], spec, e.video_id)
+            c = np.array(centers[e.url])
+            write_table(os.path.join(tmp, "o", e.video_id + ".parquet"),
+                        objects_table(e.video_id, c - 8, c + 8, c, 16.0, objs, {"detector_id": spec.detector_id}))
+            frames += len(objs)
+        pipeline = frames / (time.perf_counter() - t0)
+        import decord
+
+        decoded = []
+        for e in entries:
+            vr = decord.VideoReader(e.url)
+            decoded.append(vr.get_batch(centers[e.url]).asnumpy())
+        t0 = time.perf_counter()
+        for batch in decoded:
+            for i in range(0, len(batch), 8):
+                detector.detect(batch[i : i + 8])
+        raw = sum(len(b) for b in decoded) / (time.perf_counter() - t0)
+
+    window, t = 64, args.clips
+    rng = np.random.default_rng(0)
+    adnet = ADNet(512, layers=layers_for_window(window)).eval()
+    feats = rng.normal(size=(t, 512)).astype(np.float32)
+    predict(adnet, feats[:64], window)
+    t0 = time.perf_counter()
+    predict(adnet, feats, window)
+    adnet_rate = t / (time.perf_counter() - t0)
+    ador = ADOR(512, 1024, layers=layers_for_window(window)).eval()
+    inputs = {"tokens": rng.normal(size=(t, 49, 512)).astype(np.float16),
+              "objects": rng.normal(size=(t, 36, 1024)).astype(np.float32),
+              "boxes": np.sort(rng.uniform(size=(t, 36, 4)), axis=-1).astype(np.float32),
+              "object_mask": np.ones((t, 36), bool)}
+    predict(ador, {k: v[:64] for k, v in inputs.items()}, window, batch_size=1)
+    t0 = time.perf_counter()
+    predict(ador, inputs, window, batch_size=1)
+    ador_rate = t / (time.perf_counter() - t0)
+    result = {"detector_id": spec.detector_id, "frames": frames,
+              "objects_pipeline_frames_per_s": round(pipeline, 2), "detector_raw_frames_per_s": round(raw, 2),
+              "objects_pipeline_over_raw": round(pipeline / raw, 3),
+              "adnet_clips_per_s": round(adnet_rate, 1), "ador_clips_per_s": round(ador_rate, 1),
+              "adnet_over_ador": round(adnet_rate / ador_rate, 1), "torch_threads": args.threads,
+              "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}",
+              "note": "random-initialised detector in proposals mode; ADOR at thesis sizes (dim 512, depth 4)"}
+    print(json.dumps(result))
+    out = os.path.join(os.path.dirname(__file__), "results")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "objects.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    with open(os.path.join(out, "objects.md"), "w") as f:
+        f.write("| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    main()
