@@ -9,14 +9,13 @@ exercises the same RoI-feature path; use it only where pretrained weights are un
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
 
-from .extractors import WeightsError
+from .weights import load_state_dict, weights_tag
 
 DETECTORS = {
     "fasterrcnn_mobilenet_v3_large_320_fpn": 320,  # name -> default min_size
@@ -48,9 +47,7 @@ class DetectorSpec:
 
     @property
     def detector_id(self) -> str:
-        from .extractors import ExtractorSpec
-
-        tag = ExtractorSpec(weights=self.weights, seed=self.seed).weights_tag
+        tag = weights_tag(self.weights, self.seed)
         kind = f"top{self.max_objects}" if self.mode == "proposals" else f"t{self.score_threshold:g}m{self.max_objects}"
         return f"{self.detector}-{tag}-{kind}-c{self.clip_len}s{self.stride}-{self.size}"
 
@@ -65,27 +62,18 @@ class FrameObjects:
 
 class ObjectDetector:
     def __init__(self, spec: DetectorSpec, device: str | None = None):
-        from torchvision.models import detection, get_model_weights
+        from torchvision.models import detection
 
         self.spec = spec
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         builder = getattr(detection, spec.detector)
         kwargs = dict(min_size=spec.size, box_score_thresh=spec.score_threshold,
                       box_detections_per_img=spec.max_objects)
-        if spec.weights == "random":
-            torch.manual_seed(spec.seed)
-            model = builder(weights=None, weights_backbone=None, **kwargs)
-        elif os.path.exists(spec.weights):
-            model = builder(weights=None, weights_backbone=None, **kwargs)
-            model.load_state_dict(torch.load(spec.weights, map_location="cpu", weights_only=True))
-        else:
-            enum = get_model_weights(spec.detector)
-            try:
-                weights = enum[spec.weights.split(".")[-1]]
-            except KeyError:
-                raise WeightsError(f"unknown weights {spec.weights!r} for {spec.detector}; known: "
-                                   f"{[w.name for w in enum]}, a local file, or 'random'") from None
-            model = builder(weights=weights, **kwargs)
+        torch.manual_seed(spec.seed)
+        model = builder(weights=None, weights_backbone=None, **kwargs)  # 91 COCO classes, as the enum weights
+        state = load_state_dict(spec.detector, spec.weights)
+        if state is not None:
+            model.load_state_dict(state)
         self.model = model.to(self.device).eval()
 
     @torch.no_grad()

@@ -7,8 +7,6 @@ state_dict file, or `random` (explicit, seeded). The extractor id names everythi
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -16,11 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .weights import WeightsError, load_state_dict, weights_tag
+
+__all__ = ["ExtractorSpec", "ActionBackbone", "BACKBONES", "register", "backbone_class", "build_extractor",
+           "cached_extractor", "WeightsError"]
+
 KINETICS_MEAN, KINETICS_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
-
-
-class WeightsError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -44,17 +43,8 @@ class ExtractorSpec:
         return round(self.crop_size * cls.resize_short / cls.crop_size)
 
     @property
-    def weights_tag(self) -> str:
-        if self.weights == "random":
-            return f"random{self.seed}"
-        if os.path.exists(self.weights):
-            with open(self.weights, "rb") as f:
-                return "file" + hashlib.sha256(f.read()).hexdigest()[:10]
-        return self.weights.split(".")[-1].lower().replace("_", "")
-
-    @property
     def extractor_id(self) -> str:
-        return f"{self.backbone}-{self.weights_tag}-c{self.clip_len}s{self.stride}-{self.crop_size}"
+        return f"{self.backbone}-{weights_tag(self.weights, self.seed)}-c{self.clip_len}s{self.stride}-{self.crop_size}"
 
     @property
     def is_random(self) -> bool:
@@ -197,37 +187,14 @@ class MViTV2S(ActionBackbone):
         return cls, tok
 
 
-def _load_weights(model: ActionBackbone, spec: ExtractorSpec) -> None:
-    if spec.is_random:
-        return
-    if os.path.exists(spec.weights):
-        state = torch.load(spec.weights, map_location="cpu", weights_only=True)
-        model.net.load_state_dict(state)
-        return
-    if spec.weights.endswith((".pt", ".pth", ".bin")) or "/" in spec.weights:
-        raise WeightsError(f"weights file not found: {spec.weights} (use weights='random' for random init)")
-    from torchvision.models import get_model_weights
-
-    enum = get_model_weights(spec.backbone)
-    try:
-        weights = enum[spec.weights.split(".")[-1]]
-    except KeyError:
-        raise WeightsError(f"unknown weights {spec.weights!r} for {spec.backbone}; "
-                           f"known: {[w.name for w in enum]}, a local file, or 'random'") from None
-    try:
-        state = weights.get_state_dict(progress=False)
-    except Exception as exc:
-        raise WeightsError(f"could not download {enum.__name__}.{weights.name}: {exc}; "
-                           "pass a local weights file instead") from exc
-    model.net.load_state_dict(state)
-
-
 def build_extractor(spec: ExtractorSpec, device: str | None = None) -> ActionBackbone:
     cls = backbone_class(spec.backbone)
     if spec.is_random:
         torch.manual_seed(spec.seed)
     model = cls(spec)
-    _load_weights(model, spec)
+    state = load_state_dict(spec.backbone, spec.weights)
+    if state is not None:
+        model.net.load_state_dict(state)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()
 

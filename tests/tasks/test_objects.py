@@ -67,3 +67,16 @@ def test_detector_id_names_what_makes_objects_comparable():
         "fasterrcnn_resnet50_fpn-random0-top8-c16s16-240"
     with pytest.raises(ValueError, match="unknown detector"):
         DetectorSpec("yolo")
+
+
+def test_saved_random_detector_weights_load_back_from_a_file(tmp_path):
+    spec = DetectorSpec(mode="proposals", max_objects=5, seed=3)
+    first = ObjectDetector(spec, "cpu")
+    path = tmp_path / "det.pt"
+    torch.save(first.model.state_dict(), path)
+    again = ObjectDetector(DetectorSpec(mode="proposals", max_objects=5, weights=str(path)), "cpu")
+    frames = np.random.default_rng(1).integers(0, 255, (1, 120, 160, 3), dtype=np.uint8)
+    a, b = first.detect(frames)[0], again.detect(frames)[0]
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    np.testing.assert_array_equal(a.roi_features, b.roi_features)
+    assert DetectorSpec(weights=str(path)).detector_id.split("-")[1].startswith("file")
