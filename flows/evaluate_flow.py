@@ -4,7 +4,10 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from tasks.annotations import load_annotations
+import posixpath
+
 from tasks.evaluation import evaluate_scores, markdown_table, write_evaluation
+from tasks.manifest import DONE, SKIPPED, VideoOutcome, new_run_id, write_manifest
 
 from .settings import Settings
 
@@ -21,4 +24,10 @@ def evaluate(settings: Settings, scores_urls: list[str], annotations_path: str,
         if result["unmatched_annotations"]:
             logger.warning("%d annotated names have no scores (not evaluated)", len(result["unmatched_annotations"]))
         results.append(result)
+        outcomes = [VideoOutcome(v, DONE, "evaluate") for v in result["evaluated_videos"]] + \
+            [VideoOutcome(v, SKIPPED, "evaluate", error="no annotation") for v in result["unannotated_videos"]]
+        out_root = posixpath.dirname(posixpath.dirname(url.rstrip("/")))  # <out>/scores/<model_id>
+        write_manifest(out_root, new_run_id("evaluate"), outcomes,
+                       {"flow": "evaluate", "model_id": result["model_id"], "f1": result["f1"], "auc": result["auc"],
+                        "annotations": annotations_path}, settings.storage_options)
     return {"results": results, "markdown": markdown_table(results)}

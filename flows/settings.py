@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get("VAD_CONFIG_FILE")
+        path = settings_cls.model_config.get("yaml_file") or os.environ.get("VAD_CONFIG_FILE")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
@@ -113,12 +113,18 @@ class Settings(BaseSettings):
 def load_settings(config_file: str | None = None, **flags) -> Settings:
     """Flags that are None were not given and do not override lower layers."""
     given = {k: v for k, v in flags.items() if v is not None}
+    cls = Settings
     if config_file:
         if not os.path.exists(config_file):
             raise ConfigError(f"config file not found: {config_file}")
-        os.environ["VAD_CONFIG_FILE"] = config_file
+
+        class FileSettings(Settings):  # the same settings, read from this file below env and flags
+            model_config = SettingsConfigDict(yaml_file=config_file)
+
+        cls = FileSettings
     try:
-        return Settings(**given)
+        loaded = cls(**given)
+        return loaded if cls is Settings else Settings.model_construct(loaded.model_fields_set, **dict(loaded))
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None

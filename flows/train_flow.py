@@ -6,6 +6,7 @@ from prefect.cache_policies import NO_CACHE
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tasks.annotations import load_annotations
+from tasks.manifest import DONE, SKIPPED, VideoOutcome, new_run_id, write_manifest
 from tasks.train import train_from_features
 
 from .progress import console
@@ -35,4 +36,9 @@ def train_model(settings: Settings, features_url: str, annotations_path: str, mo
     if config["unannotated_videos"]:
         logger.warning("%d videos have no annotation and were not used: %s", len(config["unannotated_videos"]),
                        config["unannotated_videos"][:10])
+    outcomes = [VideoOutcome(v, DONE, "train") for v in config["trained_videos"]] + \
+        [VideoOutcome(v, SKIPPED, "train", error="no annotation") for v in config["unannotated_videos"]]
+    write_manifest(settings.out, new_run_id("train"), outcomes,
+                   {"flow": "train-model", "model_id": config["model_id"], "features": features_url,
+                    "annotations": annotations_path, "final_loss": config["history"][-1]}, settings.storage_options)
     return config

@@ -42,7 +42,8 @@ def evaluate_scores(scores_root: str, annotations: dict[str, VideoAnnotation], t
     result = {"model_id": model_id, "threshold": per_video[0][4], "overlaps": [int(k * 100) for k in overlaps],
               **_views([p[1] for p in per_video], [p[2] for p in per_video], [p[3] for p in per_video], overlaps),
               "unmatched_annotations": matching.unmatched_names, "ambiguous_annotations": matching.ambiguous_names,
-              "unannotated_videos": matching.unannotated_ids, "per_class": {}}
+              "unannotated_videos": matching.unannotated_ids, "evaluated_videos": sorted(matching.matched),
+              "per_class": {}}
     for cls in sorted({p[0] for p in per_video}):
         rows = [p for p in per_video if p[0] == cls]
         result["per_class"][cls] = _views([p[1] for p in rows], [p[2] for p in rows], [p[3] for p in rows], overlaps)

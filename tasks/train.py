@@ -69,7 +69,7 @@ def train_from_features(features_url: str, annotations: dict[str, VideoAnnotatio
         "detector_id": detector and detector["detector_id"], "detector_spec": detector and detector["detector_spec"],
         "videos": len(tables), "abnormal_clips": int(sum(y.sum() for y in labels)),
         "clips": int(sum(len(y) for y in labels)), "unmatched_annotations": matching.unmatched_names,
-        "unannotated_videos": matching.unannotated_ids,
+        "unannotated_videos": matching.unannotated_ids, "trained_videos": sorted(matching.matched),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     save_model(out_root, model_id, model.cpu(), model_name, config, storage_options)

@@ -82,6 +82,10 @@ def test_evaluate_prints_table_and_writes_json_and_markdown(scanned, small_archi
     assert set(evaluation["per_class"]) == {"Explosion", "Fighting", "Normal"}
     assert WEIRD in evaluation["unannotated_videos"]
     assert (scores / "evaluation.md").read_text().startswith("| model |")
+    runs = sorted(os.listdir(out / "runs"))
+    summary = json.loads((out / "runs" / runs[-1] / "summary.json").read_text())
+    assert summary["flow"] == "evaluate" and summary["counts"] == {"done": 4, "skipped": 1, "failed": 0,
+                                                                     "quarantined": 0}
 
 
 def test_second_scan_is_a_noop(scanned, trained_model, scan_archive):

@@ -1,0 +1,47 @@
+import asyncio
+
+import pytest
+from prefect import flow
+from prefect.client.orchestration import get_client
+
+from flows.settings import ConfigError, Settings, load_settings
+
+
+def test_precedence_file_then_env_then_flags(tmp_path, monkeypatch):
+    cfg = tmp_path / "vad.yaml"
+    cfg.write_text("out: /from/file\nbackbone: mc3_18\nwindow: 32\nstorage_options: {anon: true}\n")
+    monkeypatch.setenv("VAD_BACKBONE", "r2plus1d_18")
+    monkeypatch.setenv("VAD_WINDOW", "48")
+    s = load_settings(config_file=str(cfg), window=16, out=None)
+    assert s.out == "/from/file" and s.backbone == "r2plus1d_18" and s.window == 16
+    assert s.storage_options == {"anon": True} and type(s) is Settings
+    assert load_settings().out == "./vad-data"  # the file does not leak into later loads
+
+
+def test_wrong_config_names_the_field(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="backbone"):
+        load_settings(backbone="resnet9000")
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("windwo: 3\n")
+    with pytest.raises(ConfigError, match="windwo"):
+        load_settings(config_file=str(cfg))
+    with pytest.raises(ConfigError, match="clip_len"):
+        load_settings(clip_len=0)
+
+
+@flow
+def _echo(settings: Settings) -> str:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id)
+
+
+def test_storage_options_never_reach_stored_flow_parameters(prefect_api):
+    run_id = _echo(Settings(storage_options={"secret": "TOPSECRET-123"}))
+
+    async def stored():
+        async with get_client() as client:
+            return (await client.read_flow_run(run_id)).parameters
+
+    params = asyncio.run(stored())
+    assert "settings" in params and "TOPSECRET-123" not in str(params)
