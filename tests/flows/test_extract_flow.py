@@ -12,7 +12,7 @@ from tests.conftest import EXTRACTOR, FAST, vad
 
 
 def latest_summary(out):
-    runs = sorted(os.listdir(os.path.join(out, "runs")))
+    runs = sorted(r for r in os.listdir(os.path.join(out, "runs")) if "-extract-" in r)
     with open(os.path.join(out, "runs", runs[-1], "summary.json")) as f:
         return json.load(f), os.path.join(out, "runs", runs[-1])
 
