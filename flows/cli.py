@@ -23,6 +23,8 @@ OutOpt = typer.Option(None, "--out", help="output root URL (default ./vad-data)"
 DaskOpt = typer.Option(None, "--dask-address", help="existing Dask scheduler, e.g. tcp://scheduler:8786")
 WorkersOpt = typer.Option(None, "--workers", help="LocalCluster worker processes (default 1)")
 GpuOpt = typer.Option(None, "--gpu-tasks/--no-gpu-tasks", help="tasks ask Dask for the GPU resource")
+IncludeOpt = typer.Option(None, "--include", help="only video ids matching this glob (repeatable), "
+                                                  "e.g. 'cam07/2026-11-28/*'")
 
 
 def _prefect_defaults() -> None:
@@ -94,6 +96,7 @@ def extract(
                                                    "random-init detectors)"),
     object_threshold: Optional[float] = typer.Option(None, "--object-threshold", help="default 0.2"),
     max_objects: Optional[int] = typer.Option(None, "--max-objects", help="default 36"),
+    include: Optional[list[str]] = IncludeOpt,
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """Extract per-clip action features of every new or changed video into <out>/features/<extractor_id>/
@@ -104,7 +107,7 @@ def extract(
                          clip_len=clip_len, stride=stride, size=size, tokens=tokens, dask_address=dask_address,
                          workers=workers, gpu_tasks=gpu_tasks, force=force, objects=objects, detector=detector,
                          detector_weights=detector_weights, object_mode=object_mode,
-                         object_threshold=object_threshold, max_objects=max_objects)
+                         object_threshold=object_threshold, max_objects=max_objects, include=include or None)
     if settings.extractor.is_random:
         console.print(f"[yellow]note:[/yellow] {settings.backbone} is random-initialised (seed {settings.seed}); "
                       "pretrained weights cannot be downloaded here")
@@ -221,6 +224,7 @@ def scan(
     archive: str = typer.Option(..., "--archive", help="archive root URL"),
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
     out: Optional[str] = OutOpt,
+    include: Optional[list[str]] = IncludeOpt,
     dask_address: Optional[str] = DaskOpt,
     workers: Optional[int] = WorkersOpt,
     gpu_tasks: Optional[bool] = GpuOpt,
@@ -230,15 +234,39 @@ def scan(
     """The nightly job: extract what is new, score it, write reports and the index. Incremental."""
     from .scan_flow import scan as scan_flow
 
-    settings = _settings(config_file=config, archive=archive, out=out, dask_address=dask_address, workers=workers,
-                         gpu_tasks=gpu_tasks, force=force)
+    _run_scan(lambda s: scan_flow(s, model), "scan", config_file=config, archive=archive, out=out,
+              include=include or None, dask_address=dask_address, workers=workers, gpu_tasks=gpu_tasks, force=force)
+
+
+@app.command()
+def backfill(
+    archive: str = typer.Option(..., "--archive", help="archive root URL"),
+    model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
+    out: Optional[str] = OutOpt,
+    include: Optional[list[str]] = IncludeOpt,
+    chunk: int = typer.Option(200, help="videos per chunk (one flow run and manifest each)"),
+    dask_address: Optional[str] = DaskOpt,
+    workers: Optional[int] = WorkersOpt,
+    gpu_tasks: Optional[bool] = GpuOpt,
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Scan a large or old archive in chunks: each chunk is its own run with its own manifest; re-running resumes
+    (whatever is done stays current)."""
+    from .scan_flow import backfill as backfill_flow
+
+    _run_scan(lambda s: backfill_flow(s, model, chunk), "backfill", config_file=config, archive=archive, out=out,
+              include=include or None, dask_address=dask_address, workers=workers, gpu_tasks=gpu_tasks)
+
+
+def _run_scan(run, title: str, **flags) -> None:
     from tasks.model_inputs import MissingInputs
 
+    settings = _settings(**flags)
     try:
-        summary = scan_flow(settings, model)
+        summary = run(settings)
     except (FileNotFoundError, MissingInputs) as exc:
         _fail(exc)
-    print_summary(summary, "scan")
+    print_summary(summary, title)
     console.print(f"index: {summary['index']}")
     exit_for(summary)
 

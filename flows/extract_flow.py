@@ -33,7 +33,8 @@ def submit_extraction(runner, todo: list[VideoEntry], settings: Settings) -> lis
     return [submit(runner, extract_video_task, settings.gpu_tasks, entry=entry, spec=settings.extractor,
                    out_root=settings.out, storage_options=settings.storage_options,
                    batch_size=settings.batch_size, tokens=settings.tokens, threads=settings.threads,
-                   force=settings.force, detector=settings.detector_spec) for entry in todo]
+                   force=settings.force, detector=settings.detector_spec, gpu_requested=settings.gpu_tasks)
+            for entry in todo]
 
 
 @flow(name="extract-features")
@@ -44,7 +45,7 @@ def extract_features(settings: Settings) -> dict:
         logger.warning("backbone %s is RANDOM-INITIALISED (seed %d): features are not pretrained", spec.backbone,
                        spec.seed)
     run_id = new_run_id("extract")
-    entries = discover_videos(settings.archive, settings.storage_options)
+    entries = discover_videos(settings.archive, settings.storage_options, include=tuple(settings.include))
     todo, outcomes = plan_extraction(entries, settings)
     logger.info("%d videos found: %d to extract, %d current", len(entries), len(todo), len(outcomes))
     if todo:

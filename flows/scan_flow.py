@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from tasks.discover import discover_videos
+from tasks.discover import VideoEntry, discover_videos
+from tasks.feature_store import json_dumps
 from tasks.manifest import DONE, FAILED, QUARANTINED, SKIPPED, VideoOutcome, new_run_id, write_manifest
 from tasks.model_store import read_model_config
 from tasks.reports import write_index
-from tasks.storage import join
+from tasks.storage import join, write_bytes_atomic
 
 from .extract_flow import plan_extraction, submit_extraction
 from .progress import say, wait_with_progress
@@ -35,8 +36,8 @@ def merge_outcomes(outcomes: list[VideoOutcome]) -> list[VideoOutcome]:
     return sorted(merged.values(), key=lambda o: o.video_id)
 
 
-@flow(name="scan")
-def scan(settings: Settings, model_url: str) -> dict:
+def scan_videos(settings: Settings, model_url: str, entries: list[VideoEntry], flow_name: str = "scan") -> dict:
+    """Extract what is new among `entries`, score it, report it, rebuild the index; write the run manifest."""
     logger = get_run_logger()
     config = read_model_config(model_url, settings.storage_options)
     settings = settings.for_model(config)
@@ -44,13 +45,13 @@ def scan(settings: Settings, model_url: str) -> dict:
         raise ValueError(f"cannot rebuild extractor {config['extractor_id']} from the model's config "
                          f"(got {settings.extractor.extractor_id})")
     features_root = join(settings.out, "features", config["extractor_id"])
-    run_id = new_run_id("scan")
-    entries = discover_videos(settings.archive, settings.storage_options)
+    run_id = new_run_id(flow_name)
     to_extract, outcomes = plan_extraction(entries, settings)
-    present = [e.video_id for e in entries if e not in to_extract and
-               not any(o.video_id == e.video_id and o.status == QUARANTINED for o in outcomes)]
+    absent = {e.video_id for e in to_extract} | {o.video_id for o in outcomes if o.status == QUARANTINED}
+    present = [e.video_id for e in entries if e.video_id not in absent]
     to_score, score_skips = plan_scoring(config, features_root, present, settings)
-    to_report = reports_needed(config["model_id"], [], [v for v in present if v not in to_score], settings)
+    scoring = set(to_score)
+    to_report = reports_needed(config["model_id"], [], [v for v in present if v not in scoring], settings)
     outcomes += score_skips
     work = {"extract": len(to_extract), "score": len(to_score), "report": len(to_report)}
     if not any(work.values()):
@@ -69,8 +70,43 @@ def scan(settings: Settings, model_url: str) -> dict:
                 to_report = sorted(set(to_report) | {o.video_id for o in scored if o.status == DONE})
             outcomes += run_reports(runner, config["model_id"], to_report, settings)
     index = write_index(settings.out, config["model_id"], settings.storage_options)
-    summary = write_manifest(settings.out, run_id, merge_outcomes(outcomes),
-                             {"flow": "scan", "model_id": config["model_id"], "archive": settings.archive,
-                              "extractor_id": config["extractor_id"], "work": work, "index": index},
-                             settings.storage_options)
+    return write_manifest(settings.out, run_id, merge_outcomes(outcomes),
+                          {"flow": flow_name, "model_id": config["model_id"], "archive": settings.archive,
+                           "extractor_id": config["extractor_id"], "work": work, "index": index,
+                           "videos": len(entries)}, settings.storage_options)
+
+
+@flow(name="scan")
+def scan(settings: Settings, model_url: str) -> dict:
+    """The nightly job over the whole archive (or the --include globs)."""
+    return scan_videos(settings, model_url, discover_videos(settings.archive, settings.storage_options,
+                                                            include=tuple(settings.include)))
+
+
+@flow(name="backfill-chunk")
+def backfill_chunk(settings: Settings, model_url: str, entries: list[VideoEntry]) -> dict:
+    return scan_videos(settings, model_url, entries, "backfill")
+
+
+@flow(name="backfill")
+def backfill(settings: Settings, model_url: str, chunk: int = 200) -> dict:
+    """A scan over a large archive in chunks of videos, each its own flow run with its own manifest, so a long
+    backfill shows progress and a crash loses at most one chunk (everything done stays current)."""
+    entries = discover_videos(settings.archive, settings.storage_options, include=tuple(settings.include))
+    parts = [entries[i : i + chunk] for i in range(0, len(entries), chunk)]
+    summaries = []
+    for n, part in enumerate(parts, 1):
+        say(f"backfill chunk {n}/{len(parts)}: {len(part)} videos")
+        summaries.append(backfill_chunk(settings, model_url, part))
+    counts: dict[str, int] = {}
+    for s in summaries:
+        for k, v in s["counts"].items():
+            counts[k] = counts.get(k, 0) + v
+    run_id = new_run_id("backfill")
+    summary = {"run_id": run_id, "flow": "backfill", "videos": len(entries), "chunks": [s["run_id"] for s in summaries],
+               "counts": counts, "failed": {k: v for s in summaries for k, v in s["failed"].items()},
+               "quarantined": {k: v for s in summaries for k, v in s["quarantined"].items()},
+               "index": summaries[-1]["index"] if summaries else None}
+    write_bytes_atomic(join(settings.out, "runs", run_id, "summary.json"), json_dumps(summary),
+                       settings.storage_options)
     return summary

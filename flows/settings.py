@@ -23,6 +23,7 @@ class Settings(BaseSettings):
 
     out: str = Field("./vad-data", description="output root URL (local folder or s3://...)")
     archive: str | None = Field(None, description="archive root URL")
+    include: list[str] = Field(default_factory=list, description="only video ids matching these globs")
     backbone: str = "r3d_18"
     weights: str = Field("random", description="'random' (seeded init), a torchvision enum name, or a local file")
     seed: int = 0

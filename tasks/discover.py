@@ -2,6 +2,7 @@
 fingerprints (size + mtime or ETag) that decide whether a stored result is stale."""
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 from dataclasses import dataclass
 
@@ -38,8 +39,9 @@ def fingerprint(info: dict) -> str:
 
 
 def discover_videos(archive_url: str, storage_options: dict | None = None,
-                    extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[VideoEntry]:
-    """All videos under the archive root, sorted by id."""
+                    extensions: tuple[str, ...] = VIDEO_EXTENSIONS, include: tuple[str, ...] = ()) -> list[VideoEntry]:
+    """All videos under the archive root, sorted by id; with `include`, only ids matching one of the globs
+    (fnmatch, e.g. 'cam07/2026-11-*/*')."""
     fs, root = filesystem(archive_url, storage_options)
     fs.invalidate_cache()
     if not fs.isdir(root):
@@ -51,6 +53,8 @@ def discover_videos(archive_url: str, storage_options: dict | None = None,
         if not path.lower().endswith(extensions) or info.get("type") == "directory":
             continue
         video_id = validate_video_id(posixpath.relpath(path, root))
+        if include and not any(fnmatch.fnmatchcase(video_id, g) for g in include):
+            continue
         url = posixpath.join(base, video_id) if not is_local(archive_url) else posixpath.join(root, video_id)
         entries.append(VideoEntry(video_id, url, int(info.get("size") or 0), fingerprint(info)))
     return entries

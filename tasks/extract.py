@@ -18,6 +18,7 @@ from .decode import ClipReader, VideoDecodeError
 from .discover import VideoEntry
 from .extractors import ExtractorSpec, cached_extractor
 from .detectors import DetectorSpec
+from .devices import pick_device
 from .feature_store import feature_table, is_current, output_url, read_metadata, read_table, write_table
 from .objects import detect_centre_frames, objects_table, objects_url
 from .manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome
@@ -83,10 +84,10 @@ def _features(path: str, entry: VideoEntry, spec: ExtractorSpec, batch_size: int
                          np.concatenate(toks) if tokens else None)
 
 
-def _objects(path: str, entry: VideoEntry, features, detector: DetectorSpec):
+def _objects(path: str, entry: VideoEntry, features, detector: DetectorSpec, device: str | None):
     starts, ends, centers = (features.column(c).to_numpy() for c in ("start_frame", "end_frame", "center_frame"))
     fps = float(features.schema.metadata[b"fps"])
-    frames = detect_centre_frames(path, centers, detector, entry.video_id)
+    frames = detect_centre_frames(path, centers, detector, entry.video_id, device)
     meta = {"detector_id": detector.detector_id, "fps": fps, "fingerprint": entry.fingerprint,
             "frame_count": features.schema.metadata[b"frame_count"].decode(), "video_id": entry.video_id,
             "detector_spec": json.dumps(dataclasses.asdict(detector)),
@@ -113,7 +114,7 @@ def extract_video(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage
             else:
                 features = read_table(target, storage_options).table
             if detector is not None:
-                write_table(objects_url(out_root, detector, entry.video_id), _objects(path, entry, features, detector),
+                write_table(objects_url(out_root, detector, entry.video_id), _objects(path, entry, features, detector, device),
                             storage_options)
     except VideoDecodeError as exc:
         write_bytes_atomic(quarantine_url(out_root, spec, entry.video_id),
@@ -128,6 +129,7 @@ def extract_video(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage
 @task(name="extract-video", cache_policy=NO_CACHE)
 def extract_video_task(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage_options: dict | None = None,
                        batch_size: int = 8, tokens: bool = False, threads: int | None = None,
-                       force: bool = False, detector: DetectorSpec | None = None) -> VideoOutcome:
-    return extract_video(entry, spec, out_root, storage_options, batch_size, tokens, threads, force=force,
-                         detector=detector)
+                       force: bool = False, detector: DetectorSpec | None = None,
+                       gpu_requested: bool = False) -> VideoOutcome:
+    return extract_video(entry, spec, out_root, storage_options, batch_size, tokens, threads,
+                         pick_device(gpu_requested), force, detector)

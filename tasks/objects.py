@@ -60,8 +60,8 @@ def padded_objects(table: ClipTable, max_objects: int) -> dict[str, np.ndarray]:
     return {"objects": objects, "boxes": boxes, "object_mask": mask}
 
 
-def detect_centre_frames(path: str, centers, spec: DetectorSpec, name: str, chunk: int = 64,
-                         batch_size: int = 8) -> list[FrameObjects]:
+def detect_centre_frames(path: str, centers, spec: DetectorSpec, name: str, device: str | None = None,
+                         chunk: int = 64, batch_size: int = 8) -> list[FrameObjects]:
     """Decode only the centre frames (short side at most the detector's min_size), chunk by chunk, and detect."""
     import decord
 
@@ -74,7 +74,7 @@ def detect_centre_frames(path: str, centers, spec: DetectorSpec, name: str, chun
         reader = decord.VideoReader(path, width=width, height=height, num_threads=1)
     except DECODE_ERRORS as exc:
         raise VideoDecodeError(name, _reason(exc)) from exc
-    detector = cached_detector(spec)
+    detector = cached_detector(spec, device)
     out: list[FrameObjects] = []
     centers = [int(c) for c in centers]
     for i in range(0, len(centers), chunk):

@@ -2,33 +2,20 @@
 scores/<model_id>/<video_id>.parquet. A model only scores features of the extractor it was trained on."""
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pyarrow as pa
-import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from anomaly_models import predict
 from anomaly_models.checkpoint import require_extractor
 
+from .devices import pick_device
 from .feature_store import clip_columns, output_url, read_metadata, table_bytes
 from .manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome
 from .model_inputs import load_video_inputs, objects_root_for
 from .model_store import load_model
 from .storage import write_bytes_atomic
-
-log = logging.getLogger(__name__)
-
-
-def pick_device(gpu_requested: bool) -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if gpu_requested:
-        log.warning("GPU task running on CPU: no CUDA device is visible on this worker")
-    return "cpu"
-
 
 def scores_url(out_root: str, model_id: str, video_id: str) -> str:
     return output_url(out_root, "scores", model_id, video_id)

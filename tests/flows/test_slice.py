@@ -139,3 +139,18 @@ def test_whole_slice_with_output_on_s3(trained_model, scan_archive, small_archiv
                  "--model-id", "from-s3")
     assert result.exit_code == 0, result.output
     assert fs.exists("vad-test/slice/models/from-s3/checkpoint.pt")
+
+
+def test_backfill_in_chunks_with_include_globs(trained_model, extracted):
+    archive, out, _ = extracted  # features already extracted: the backfill scores and reports
+    result = vad("backfill", "--archive", archive, "--model", trained_model, "--out", out, "--chunk", 2,
+                 "--include", "Explosion/*", "--include", "Normal/*")
+    assert result.exit_code == 0, result.output
+    runs = sorted(os.listdir(out / "runs"))
+    summary = json.loads((out / "runs" / [r for r in runs if "-backfill-" in r][-1] / "summary.json").read_text())
+    assert summary["flow"] == "backfill" and summary["videos"] == 3 and len(summary["chunks"]) == 2
+    reports = out / "reports" / MODEL_ID
+    assert (reports / "Explosion" / "000.mp4.json").exists() and (reports / "Normal" / "003.mp4.json").exists()
+    assert not (reports / "Fighting" / "001.mp4.json").exists()
+    chunk = pd.read_parquet(out / "runs" / summary["chunks"][0] / "manifest.parquet")
+    assert len(chunk) == 2
