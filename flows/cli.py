@@ -258,6 +258,35 @@ def backfill(
               include=include or None, dask_address=dask_address, workers=workers, gpu_tasks=gpu_tasks)
 
 
+@app.command()
+def serve(
+    archive: str = typer.Option(..., "--archive", help="archive root URL"),
+    model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
+    out: Optional[str] = OutOpt,
+    include: Optional[list[str]] = typer.Option(None, "--include", help="globs; {yesterday} and {today} expand "
+                                                                        "at run time, e.g. 'cam*/{yesterday}/*'"),
+    cron: str = typer.Option("0 2 * * *", help="schedule (cron, UTC)"),
+    name: str = typer.Option("nightly-scan", help="deployment name"),
+    dask_address: Optional[str] = DaskOpt,
+    gpu_tasks: Optional[bool] = GpuOpt,
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Serve the scan as a scheduled Prefect deployment (needs a Prefect server: set PREFECT_API_URL)."""
+    from prefect.settings import PREFECT_API_URL
+
+    from .serve import nightly_deployment
+
+    if not PREFECT_API_URL.value():
+        _fail(ValueError("vad serve needs a Prefect server for schedules: run `prefect server start` and set "
+                         "PREFECT_API_URL (the ephemeral API does not run the scheduler)"))
+    settings = _settings(config_file=config, archive=archive, out=out, include=include or None,
+                         dask_address=dask_address, gpu_tasks=gpu_tasks)
+    from prefect import serve as prefect_serve
+
+    console.print(f"serving {name}: scan of {archive} on '{cron}' (UTC); Ctrl-C stops")
+    prefect_serve(nightly_deployment(settings, model, cron, name))
+
+
 def _run_scan(run, title: str, **flags) -> None:
     from tasks.model_inputs import MissingInputs
 

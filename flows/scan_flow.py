@@ -6,6 +6,8 @@ an unchanged archive starts no Dask cluster and says so.
 """
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
+
 from prefect import flow, get_run_logger
 
 from tasks.discover import VideoEntry, discover_videos
@@ -76,11 +78,17 @@ def scan_videos(settings: Settings, model_url: str, entries: list[VideoEntry], f
                            "videos": len(entries)}, settings.storage_options)
 
 
+def dated_globs(globs: list[str], today: date | None = None) -> tuple[str, ...]:
+    """Expand {today} and {yesterday} (ISO dates) in include globs, so a scheduled scan picks last night's folders."""
+    today = today or datetime.now(timezone.utc).date()
+    return tuple(g.format(today=today.isoformat(), yesterday=(today - timedelta(days=1)).isoformat()) for g in globs)
+
+
 @flow(name="scan")
 def scan(settings: Settings, model_url: str) -> dict:
-    """The nightly job over the whole archive (or the --include globs)."""
+    """The nightly job over the whole archive (or the --include globs, with {today}/{yesterday} expanded)."""
     return scan_videos(settings, model_url, discover_videos(settings.archive, settings.storage_options,
-                                                            include=tuple(settings.include)))
+                                                            include=dated_globs(settings.include)))
 
 
 @flow(name="backfill-chunk")
@@ -92,7 +100,7 @@ def backfill_chunk(settings: Settings, model_url: str, entries: list[VideoEntry]
 def backfill(settings: Settings, model_url: str, chunk: int = 200) -> dict:
     """A scan over a large archive in chunks of videos, each its own flow run with its own manifest, so a long
     backfill shows progress and a crash loses at most one chunk (everything done stays current)."""
-    entries = discover_videos(settings.archive, settings.storage_options, include=tuple(settings.include))
+    entries = discover_videos(settings.archive, settings.storage_options, include=dated_globs(settings.include))
     parts = [entries[i : i + chunk] for i in range(0, len(entries), chunk)]
     summaries = []
     for n, part in enumerate(parts, 1):

@@ -1,0 +1,39 @@
+from datetime import date
+
+from flows.scan_flow import dated_globs
+from flows.serve import nightly_deployment
+from flows.settings import Settings
+from tasks.discover import discover_videos
+from tests.conftest import vad
+
+
+def test_dated_globs_pick_last_nights_folders(tmp_path):
+    for day in ("2026-11-27", "2026-11-28", "2026-11-29"):
+        (tmp_path / "cam07" / day).mkdir(parents=True)
+        (tmp_path / "cam07" / day / "0100.mp4").write_bytes(b"x")
+    globs = dated_globs(["cam*/{yesterday}/*"], today=date(2026, 11, 29))
+    assert globs == ("cam*/2026-11-28/*",)
+    assert [e.video_id for e in discover_videos(str(tmp_path), include=globs)] == ["cam07/2026-11-28/0100.mp4"]
+
+
+def test_nightly_deployment_schedule_and_parameters_without_secrets():
+    settings = Settings(archive="s3://cams", out="s3://vad", include=["cam*/{yesterday}/*"],
+                        storage_options={"secret": "NEVER-IN-PARAMS"})
+    deployment = nightly_deployment(settings, "s3://vad/models/m1", cron="30 1 * * *")
+    assert deployment.name == "nightly-scan" and deployment.flow_name == "scan"
+    assert deployment.schedules[0].schedule.cron == "30 1 * * *"
+    params = deployment.parameters
+    assert params["model_url"] == "s3://vad/models/m1" and params["settings"]["include"] == ["cam*/{yesterday}/*"]
+    assert "NEVER-IN-PARAMS" not in str(params)
+    # the flow run rebuilds Settings from these parameters (the secret comes from the serving process's env)
+    assert Settings.model_validate(params["settings"]).archive == "s3://cams"
+
+
+def test_serve_refuses_without_a_prefect_server(monkeypatch, tmp_path):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # also when a test API is active
+        assert not PREFECT_API_URL.value()
+        result = vad("serve", "--archive", tmp_path, "--model", tmp_path / "m")
+    assert result.exit_code == 1 and "prefect server start" in " ".join(result.output.split())
