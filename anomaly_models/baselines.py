@@ -43,9 +43,13 @@ class EDTCN(nn.Module):
         m = mask.to(features.dtype)
         t = features.shape[1]
         mult = 2 ** len(self.encoder)
-        x = nn.functional.pad((features * m.unsqueeze(-1)).transpose(1, 2), (0, (-t) % mult))
-        for layer in self.encoder:
-            x = layer(x)
+        pad = (-t) % mult
+        x = nn.functional.pad((features * m.unsqueeze(-1)).transpose(1, 2), (0, pad))
+        masks = [nn.functional.pad(m, (0, pad)).unsqueeze(1)]  # the mask at every temporal resolution
+        for layer in self.encoder:  # zero padded positions after every layer, at that layer's resolution
+            masks.append(nn.functional.max_pool1d(masks[-1], 2))
+            x = layer(x) * masks[-1]
         for layer in self.decoder:
-            x = layer(x)
+            masks.pop()
+            x = layer(x) * masks[-1]
         return (torch.sigmoid(self.out(x)[:, 0, :t]) * m).unsqueeze(0)

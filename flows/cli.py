@@ -147,12 +147,20 @@ def train(
     """Train a temporal anomaly model from stored features and temporal annotations."""
     from .train_flow import train_model
 
+    try:
+        options = json.loads(model_options) if model_options else None
+    except json.JSONDecodeError as exc:
+        console.print(f"[red]error:[/red] --model-options is not JSON: {exc}")
+        raise typer.Exit(EXIT_CONFIG) from None
     settings = _settings(config_file=config, out=out, model=model, window=window, epochs=epochs, lr=lr,
-                         threshold=threshold, model_options=json.loads(model_options) if model_options else None)
+                         threshold=threshold, model_options=options)
     try:
         result = train_model(settings, features, annotations, model_id, objects)
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
+    except TypeError as exc:  # a model option the model does not take
+        console.print(f"[red]error:[/red] model_options: {exc}")
+        raise typer.Exit(EXIT_CONFIG) from None
     console.print(f"model {result['model_id']}: {result['videos']} videos, {result['clips']} clips "
                   f"({result['abnormal_clips']} abnormal), final loss {result['history'][-1]:.4f}")
     console.print(f"saved: {settings.out}/models/{result['model_id']}/")

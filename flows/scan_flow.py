@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 
 from tasks.discover import VideoEntry, discover_videos
 from tasks.feature_store import json_dumps
-from tasks.manifest import DONE, FAILED, QUARANTINED, SKIPPED, VideoOutcome, new_run_id, write_manifest
+from tasks.manifest import DONE, QUARANTINED, merge_outcomes, new_run_id, write_manifest
 from tasks.model_store import read_model_config
 from tasks.reports import write_index
 from tasks.storage import join, write_bytes_atomic
@@ -22,21 +22,6 @@ from .progress import say, wait_with_progress
 from .runner import dask_runner
 from .score_flow import check_inputs, plan_scoring, reports_needed, run_reports, run_scoring
 from .settings import Settings
-
-PRECEDENCE = {FAILED: 4, QUARANTINED: 3, DONE: 2, SKIPPED: 1}
-
-
-def merge_outcomes(outcomes: list[VideoOutcome]) -> list[VideoOutcome]:
-    """One row per video: a failure anywhere wins, then work done, then skipped."""
-    merged: dict[str, VideoOutcome] = {}
-    for o in outcomes:
-        prev = merged.get(o.video_id)
-        if prev is None or PRECEDENCE[o.status] > PRECEDENCE[prev.status]:
-            merged[o.video_id] = o
-        if prev is not None:
-            merged[o.video_id].seconds = round(prev.seconds + o.seconds, 3)
-    return sorted(merged.values(), key=lambda o: o.video_id)
-
 
 def scan_videos(settings: Settings, model_url: str, entries: list[VideoEntry], flow_name: str = "scan") -> dict:
     """Extract what is new among `entries`, score it, report it, rebuild the index; write the run manifest."""

@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger
 
 from anomaly_models.checkpoint import CheckpointError
 from tasks.feature_store import list_tables, read_metadata
-from tasks.manifest import SKIPPED, VideoOutcome, new_run_id, write_manifest
+from tasks.manifest import SKIPPED, VideoOutcome, merge_outcomes, new_run_id, write_manifest
 from tasks.model_inputs import load_video_inputs, objects_root_for
 from tasks.model_store import read_model_config
 from tasks.reports import report_exists, report_video_task, write_index
@@ -74,19 +74,21 @@ def score_features(settings: Settings, features_url: str, model_url: str) -> dic
     logger = get_run_logger()
     config = read_model_config(model_url, settings.storage_options)
     ids = list_tables(features_url, settings.storage_options)
+    if not ids:
+        raise FileNotFoundError(f"no feature tables under {features_url}")
     check_inputs(config, features_url, ids, settings.storage_options)
     todo, outcomes = plan_scoring(config, features_url, ids, settings)
     logger.info("%d videos: %d to score, %d current", len(ids), len(todo), len(outcomes))
     run_id = new_run_id("score")
-    done = []
-    if todo:
+    scoring = set(todo)
+    missing_reports = reports_needed(config["model_id"], [], [v for v in ids if v not in scoring], settings)
+    if todo or missing_reports:
         with dask_runner(settings.dask_address, settings.workers, settings.gpu_tasks) as runner:
-            scored = run_scoring(runner, config, model_url, features_url, todo, settings)
+            scored = run_scoring(runner, config, model_url, features_url, todo, settings) if todo else []
             done = [o.video_id for o in scored if o.status == "done"]
-            reports = run_reports(runner, config["model_id"], reports_needed(config["model_id"], done, [], settings),
-                                  settings)
-        outcomes += scored + [r for r in reports if r.status == "failed"]
+            outcomes += scored
+            outcomes += run_reports(runner, config["model_id"], sorted(set(missing_reports) | set(done)), settings)
     index = write_index(settings.out, config["model_id"], settings.storage_options)
-    outcomes.sort(key=lambda o: o.video_id)
-    return write_manifest(settings.out, run_id, outcomes, {"flow": "score-features", "model_id": config["model_id"],
-                                                           "index": index}, settings.storage_options)
+    return write_manifest(settings.out, run_id, merge_outcomes(outcomes),
+                          {"flow": "score-features", "model_id": config["model_id"], "index": index},
+                          settings.storage_options)

@@ -7,11 +7,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
+                               YamlConfigSettingsSource)
 
 from tasks.detectors import DETECTORS, DetectorSpec
-from tasks.extractors import BACKBONES, ExtractorSpec
+from tasks.extractors import BACKBONES, ExtractorSpec, backbone_class, check_spec
 
 
 class ConfigError(ValueError):
@@ -51,7 +52,8 @@ class Settings(BaseSettings):
     window: int = Field(64, ge=2, description="clips per window (W)")
     epochs: int = Field(30, ge=1)
     lr: float | None = Field(None, gt=0, description="default: 5e-4, ADOR 5e-5 (the thesis)")
-    threshold: float = Field(0.5, ge=0, le=1, description="a clip is anomalous when its score > threshold")
+    threshold: float | None = Field(None, ge=0, le=1, description="a clip is anomalous when its score > threshold; "
+                                    "training stores it with the model (default 0.5), reports use the model's")
     score_batch: int = Field(16, ge=1, description="videos per scoring task")
 
     @field_validator("backbone")
@@ -82,6 +84,11 @@ class Settings(BaseSettings):
                           object_threshold=det["score_threshold"], max_objects=det["max_objects"],
                           detector_size=det["min_size"])
         return self.model_copy(update=update)
+
+    @model_validator(mode="after")
+    def _backbone_takes_these_inputs(self) -> "Settings":
+        check_spec(backbone_class(self.backbone), self.extractor)
+        return self
 
     @field_validator("model")
     @classmethod
@@ -129,3 +136,5 @@ def load_settings(config_file: str | None = None, **flags) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
+    except SettingsError as exc:  # e.g. VAD_STORAGE_OPTIONS that is not JSON
+        raise ConfigError(f"invalid configuration: {exc}") from None

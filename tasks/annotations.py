@@ -74,11 +74,19 @@ def read_v2_json(path: str) -> dict[str, VideoAnnotation]:
 def read_csv(path: str) -> dict[str, VideoAnnotation]:
     out: dict[str, VideoAnnotation] = {}
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            vid = row["video_id"].strip()
+        reader = csv.DictReader(f)
+        missing = {"video_id", "start_s", "end_s"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: CSV header needs video_id,start_s,end_s; missing {sorted(missing)}")
+        for line, row in enumerate(reader, start=2):
+            vid = (row["video_id"] or "").strip()
             ann = out.setdefault(vid, VideoAnnotation(vid, row.get("class") or _class_of(vid)))
-            if (row.get("start_s") or "").strip():
-                ann.segments.append((float(row["start_s"]), float(row["end_s"])))
+            start, end = (row["start_s"] or "").strip(), (row["end_s"] or "").strip()
+            if start or end:
+                try:
+                    ann.segments.append((float(start), float(end)))
+                except ValueError:
+                    raise ValueError(f"{path}:{line}: start_s/end_s must be numbers, got {start!r}, {end!r}") from None
     return out
 
 

@@ -3,11 +3,13 @@ fingerprints (size + mtime or ETag) that decide whether a stored result is stale
 from __future__ import annotations
 
 import fnmatch
+import logging
 import posixpath
 from dataclasses import dataclass
 
 from .storage import filesystem, is_local
 
+log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp")
 
 
@@ -52,7 +54,11 @@ def discover_videos(archive_url: str, storage_options: dict | None = None,
     for path, info in sorted(fs.find(root, detail=True).items()):
         if not path.lower().endswith(extensions) or info.get("type") == "directory":
             continue
-        video_id = validate_video_id(posixpath.relpath(path, root))
+        try:
+            video_id = validate_video_id(posixpath.relpath(path, root))
+        except InvalidVideoId as exc:  # one odd name must not hide the rest of the archive
+            log.warning("skipping %s", exc)
+            continue
         if include and not any(fnmatch.fnmatchcase(video_id, g) for g in include):
             continue
         url = posixpath.join(base, video_id) if not is_local(archive_url) else posixpath.join(root, video_id)

@@ -39,7 +39,7 @@ def evaluate_scores(scores_root: str, annotations: dict[str, VideoAnnotation], t
                           thr))
     if not per_video:
         raise ValueError(f"no annotated videos among the {len(ids)} scored videos under {scores_root}")
-    result = {"model_id": model_id, "threshold": per_video[0][4], "overlaps": [int(k * 100) for k in overlaps],
+    result = {"model_id": model_id, "threshold": per_video[0][4], "overlaps": [int(round(k * 100)) for k in overlaps],
               **_views([p[1] for p in per_video], [p[2] for p in per_video], [p[3] for p in per_video], overlaps),
               "unmatched_annotations": matching.unmatched_names, "ambiguous_annotations": matching.ambiguous_names,
               "unannotated_videos": matching.unannotated_ids, "evaluated_videos": sorted(matching.matched),

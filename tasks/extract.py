@@ -122,6 +122,9 @@ def extract_video(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage
                            storage_options)
         return VideoOutcome(entry.video_id, FAILED, "extract", error=exc.reason, seconds=timer.seconds,
                             started_at=timer.started_at)
+    except Exception as exc:  # one video's failure (a vanished object, a model error) never stops the others
+        return VideoOutcome(entry.video_id, FAILED, "extract", error=f"{exc.__class__.__name__}: {exc}",
+                            seconds=timer.seconds, started_at=timer.started_at)
     return VideoOutcome(entry.video_id, DONE, "extract", seconds=timer.seconds, clips=features.num_rows,
                         output=target, started_at=timer.started_at)
 

@@ -60,11 +60,11 @@ class ActionBackbone(nn.Module):
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
     fixed_clip_len: int | None = None  # models that only accept one clip length
+    fixed_crop: bool = False  # models that only accept their native crop size
 
     def __init__(self, spec: ExtractorSpec):
         super().__init__()
-        if self.fixed_clip_len and spec.clip_len != self.fixed_clip_len:
-            raise ValueError(f"{self.name} needs clip_len={self.fixed_clip_len}, got {spec.clip_len}")
+        check_spec(type(self), spec)
         self.spec = spec
         self.net = self.build(spec)
         self.register_buffer("_mean", torch.tensor(self.mean).view(1, 3, 1, 1, 1), persistent=False)
@@ -98,6 +98,14 @@ class ActionBackbone(nn.Module):
         """Features (np.float32 [B, D]) and, when asked, tokens (np.float16 [B, N, C])."""
         pooled, tok = self.forward_features(self.preprocess(clips))
         return pooled.float().cpu().numpy(), (tok.half().cpu().numpy() if tokens else None)
+
+
+def check_spec(cls: type[ActionBackbone], spec: ExtractorSpec) -> None:
+    """Refuse input shapes a backbone cannot take, naming the setting."""
+    if cls.fixed_clip_len and spec.clip_len != cls.fixed_clip_len:
+        raise ValueError(f"clip_len: {cls.name} needs clip_len={cls.fixed_clip_len}, got {spec.clip_len}")
+    if cls.fixed_crop and spec.crop_size != cls.crop_size:
+        raise ValueError(f"size: {cls.name} needs size={cls.crop_size} (its native crop), got {spec.crop_size}")
 
 
 BACKBONES: dict[str, type[ActionBackbone]] = {}
@@ -165,7 +173,7 @@ class S3D(ActionBackbone):
 class MViTV2S(ActionBackbone):
     name, crop_size, resize_short = "mvit_v2_s", 224, 256
     mean, std = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
-    fixed_clip_len = 16
+    fixed_clip_len, fixed_crop = 16, True
 
     def build(self, spec):
         from torchvision.models.video import mvit_v2_s

@@ -116,7 +116,8 @@ def is_current(url: str, fingerprint: str, producer_key: str, producer_id: str,
 
 
 def list_tables(root_url: str, storage_options: dict | None = None) -> list[str]:
-    """Video ids of every Parquet table under a features/scores directory (hidden temp files excluded)."""
+    """Video ids of every Parquet table under a features/scores directory (hidden temp files and the quarantine
+    folder excluded). Note: pyarrow dataset readers skip paths starting with '_' or '.', list_tables does not."""
     fs, root = filesystem(root_url, storage_options)
     fs.invalidate_cache()
     if not fs.exists(root):
@@ -125,7 +126,8 @@ def list_tables(root_url: str, storage_options: dict | None = None) -> list[str]
     ids = []
     for path in sorted(fs.find(root)):
         rel = path[len(root) + 1 :]
-        if rel.endswith(".parquet") and not any(p.startswith((".", "_")) for p in rel.split("/")):
+        parts = rel.split("/")
+        if rel.endswith(".parquet") and parts[0] != "_quarantine" and not parts[-1].startswith("."):
             ids.append(rel[: -len(".parquet")])
     return ids
 

@@ -39,6 +39,21 @@ class Timer:
         return round(time.perf_counter() - self.started, 3)
 
 
+PRECEDENCE = {FAILED: 4, QUARANTINED: 3, DONE: 2, SKIPPED: 1}
+
+
+def merge_outcomes(outcomes: list[VideoOutcome]) -> list[VideoOutcome]:
+    """One row per video: a failure anywhere wins, then work done, then skipped."""
+    merged: dict[str, VideoOutcome] = {}
+    for o in outcomes:
+        prev = merged.get(o.video_id)
+        if prev is None or PRECEDENCE[o.status] > PRECEDENCE[prev.status]:
+            merged[o.video_id] = o
+        if prev is not None:
+            merged[o.video_id].seconds = round(prev.seconds + o.seconds, 3)
+    return sorted(merged.values(), key=lambda o: o.video_id)
+
+
 def new_run_id(flow: str) -> str:
     return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{flow}-{uuid.uuid4().hex[:6]}"
 

@@ -39,6 +39,10 @@ def load_video_inputs(model_name: str, features_root: str, video_id: str, object
     except FileNotFoundError:
         raise MissingInputs(f"model {model_name} needs object features but {objects_root} has none for "
                             f"{video_id}: extract with --objects") from None
+    if objects.metadata.get("fingerprint") != table.metadata.get("fingerprint") or \
+            objects.table.num_rows != table.table.num_rows:
+        raise MissingInputs(f"object features of {video_id} under {objects_root} are stale (another version of the "
+                            "video or other clips than its action features): re-extract with --objects")
     return table, {"tokens": table.tokens, **padded_objects(objects, max_objects)}
 
 

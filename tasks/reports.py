@@ -136,7 +136,10 @@ def report_urls(out_root: str, model_id: str, video_id: str) -> tuple[str, str]:
 def write_video_report(scores_url: str, out_root: str, storage_options=None, threshold: float | None = None,
                        thumbnails: bool = True) -> VideoOutcome:
     timer = Timer()
-    scores = read_table(scores_url, storage_options)
+    try:
+        scores = read_table(scores_url, storage_options)
+    except Exception as exc:
+        return VideoOutcome(scores_url, FAILED, "report", error=f"{exc.__class__.__name__}: {exc}")
     report = build_report(scores, threshold)
     vid = report["video_id"]
     try:
@@ -146,7 +149,7 @@ def write_video_report(scores_url: str, out_root: str, storage_options=None, thr
         write_bytes_atomic(json_url, json_dumps(report), storage_options)
         write_bytes_atomic(html_url, render_video_html(report, timeline_png(report), thumbs).encode(),
                            storage_options)
-    except OSError as exc:
+    except Exception as exc:
         return VideoOutcome(vid, FAILED, "report", error=f"{exc.__class__.__name__}: {exc}")
     return VideoOutcome(vid, DONE, "report", seconds=timer.seconds, clips=len(report["clip_scores"]),
                         output=html_url, started_at=timer.started_at)

@@ -60,7 +60,7 @@ def score_batch(video_ids: list[str], features_root: str, model_url: str, out_ro
     for vid in video_ids:
         try:
             outcomes.append(score_video(vid, features_root, model_url, out_root, storage_options, device, force))
-        except (OSError, ValueError, KeyError) as exc:  # one bad table must not stop the batch
+        except Exception as exc:  # one bad table must not stop the batch
             outcomes.append(VideoOutcome(vid, FAILED, "score", error=f"{exc.__class__.__name__}: {exc}"))
     return outcomes
 

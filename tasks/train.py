@@ -42,7 +42,7 @@ def load_labelled_inputs(model_name: str, features_url: str, annotations: dict[s
 
 def train_from_features(features_url: str, annotations: dict[str, VideoAnnotation], out_root: str,
                         model_name: str = "adnet", window: int = 64, epochs: int = 30, lr: float | None = None,
-                        threshold: float = 0.5, model_id: str | None = None, seed: int = 123,
+                        threshold: float | None = 0.5, model_id: str | None = None, seed: int = 123,
                         storage_options=None, on_epoch: Callable[[int, float], None] | None = None,
                         objects_url: str | None = None, max_objects: int = 36,
                         model_options: dict | None = None) -> dict:
@@ -55,6 +55,7 @@ def train_from_features(features_url: str, annotations: dict[str, VideoAnnotatio
     model = build_model(model_name, **model_kwargs(model_name, tables[0], inputs[0], window, model_options or {}))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lr = lr or DEFAULTS[model_name]["lr"]
+    threshold = 0.5 if threshold is None else threshold
     result = train(model, inputs, labels, TrainConfig(window=window, epochs=epochs, lr=lr, seed=seed, device=device,
                                                       loss=DEFAULTS[model_name]["loss"]), on_epoch=on_epoch)
     detector = None

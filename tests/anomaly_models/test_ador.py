@@ -58,6 +58,9 @@ def test_baselines_shapes_and_masking():
     for model in (MLP(8, hidden=32), EDTCN(8, channels=(8, 12))):
         out = model.eval()(x, mask)
         assert out.shape == (1, 2, 30) and torch.all(out[:, 1, 20:] == 0)
+        x2 = x.clone()
+        x2[1, 20:] = 99.0  # padded clips must not reach valid ones
+        torch.testing.assert_close(out, model(x2, mask), rtol=0, atol=1e-6)
 
 
 def _fit(model, train_set, labels, test_set, test_labels, key=None, **cfg):

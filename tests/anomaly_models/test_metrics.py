@@ -42,6 +42,16 @@ def test_counts_sum_over_videos_before_f1():
     assert r["abnormal"][0.5] == pytest.approx(66.6667, abs=1e-3)
 
 
+def test_odd_overlaps_round_trip_into_tables():
+    from tasks.evaluation import markdown_table
+
+    r = f1_at_k([[0, 1, 1]], [[0, 1, 1]], overlaps=(0.29, 0.57))
+    assert set(r["abnormal"]) == {0.29, 0.57}
+    result = {"model_id": "m", "overlaps": [int(round(k * 100)) for k in (0.29, 0.57)], "auc": None, "per_class": {},
+              "f1": {v: {str(int(round(k * 100))): x for k, x in row.items()} for v, row in r.items()}}
+    assert "abnormal F1@29" in markdown_table([result])
+
+
 def test_frame_auc_and_expansion_and_segments():
     frames = clips_to_frames([0.1, 0.9, 0.2], [0, 4, 8], [4, 8, 12], 10)
     assert frames.tolist() == pytest.approx([0.1] * 4 + [0.9] * 4 + [0.2] * 2)

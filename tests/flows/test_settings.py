@@ -27,6 +27,11 @@ def test_wrong_config_names_the_field(tmp_path, monkeypatch):
         load_settings(config_file=str(cfg))
     with pytest.raises(ConfigError, match="clip_len"):
         load_settings(clip_len=0)
+    with pytest.raises(ConfigError, match="size: mvit_v2_s needs size=224"):
+        load_settings(backbone="mvit_v2_s", size=112)
+    monkeypatch.setenv("VAD_STORAGE_OPTIONS", "{not json")
+    with pytest.raises(ConfigError, match="storage_options"):
+        load_settings()
 
 
 @flow

@@ -37,6 +37,18 @@ def test_csv_and_clip_labels(tmp_path):
     assert labels.tolist() == [0, 0, 1, 0]
 
 
+def test_bad_csv_names_file_and_line(tmp_path):
+    import pytest
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("video,start_s,end_s\na.mp4,1,2\n")
+    with pytest.raises(ValueError, match="missing \\['video_id'\\]"):
+        read_csv(str(bad))
+    bad.write_text("video_id,start_s,end_s\na.mp4,1,2\nb.mp4,3,\n")
+    with pytest.raises(ValueError, match="bad.csv:3"):
+        read_csv(str(bad))
+
+
 def test_matching_is_explicit():
     anns = {"Abuse028_x264": VideoAnnotation("Abuse028_x264", "Abuse", [(1, 2)], "frames"),
             "Missing001_x264": VideoAnnotation("Missing001_x264", "Abuse"),

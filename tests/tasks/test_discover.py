@@ -24,6 +24,13 @@ def test_ids_that_escape_the_root_are_rejected(bad):
         validate_video_id(bad)
 
 
+def test_one_odd_name_does_not_hide_the_archive(tmp_path):
+    (tmp_path / "cam1").mkdir()
+    (tmp_path / "cam1" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "cam1" / "b\\c.mp4").write_bytes(b"x")
+    assert [e.video_id for e in discover_videos(str(tmp_path))] == ["cam1/a.mp4"]
+
+
 def test_missing_archive_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="archive not found"):
         discover_videos(str(tmp_path / "nope"))
