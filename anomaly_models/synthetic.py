@@ -8,12 +8,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def anomaly_direction(dim: int) -> np.ndarray:
+    """A unit vector fixed by the dimension: the same anomaly direction for every seed (train and test agree)."""
+    direction = np.random.default_rng(dim).normal(size=dim)
+    return direction / np.linalg.norm(direction)
+
+
 def generated_sequences(n_videos: int, dim: int = 32, min_len: int = 40, max_len: int = 120, seed: int = 0,
                         shift: float = 1.5):
     """Returns (features list of [T, D], labels list of [T]); about half the videos hold 1-2 anomalous stretches."""
     rng = np.random.default_rng(seed)
-    direction = np.random.default_rng(dim).normal(size=dim)  # the same anomaly direction for every seed
-    direction /= np.linalg.norm(direction)
+    direction = anomaly_direction(dim)
     feats, labels = [], []
     for v in range(n_videos):
         length = int(rng.integers(min_len, max_len + 1))
@@ -42,8 +47,7 @@ def generated_relation_sequences(n_videos: int, anomaly: str = "relation", token
     anomaly="action": the action tokens shift during anomalies; objects carry no signal.
     """
     rng = np.random.default_rng(seed)
-    direction = np.random.default_rng(token_dim).normal(size=token_dim)
-    direction /= np.linalg.norm(direction)
+    direction = anomaly_direction(token_dim)
     videos, labels = [], []
     for v in range(n_videos):
         length = int(rng.integers(min_len, max_len + 1))

@@ -7,15 +7,14 @@ Prints a JSON line and writes bench/results/extract.json (+ .md).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 
 import numpy as np
 import torch
 
+from results_io import machine, save_results
 from tasks.decode import ClipReader
 from tasks.discover import discover_videos
 from tasks.extract import extract_video
@@ -88,17 +87,10 @@ def main():
         "pipeline_over_raw": round(pipeline / raw, 3),
         "decord_fps": round(decord_fps, 1), "pyav_fps": round(pyav_fps, 1),
         "decord_over_pyav": round(decord_fps / pyav_fps, 3),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}",
+        "machine": machine(),
         "note": "random-initialised backbone (no pretrained weights on this machine)",
     }
-    print(json.dumps(result))
-    out = os.path.join(os.path.dirname(__file__), "results")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "extract.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    with open(os.path.join(out, "extract.md"), "w") as f:
-        f.write("| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in result.items()))
-
+    save_results("extract", result)
 
 if __name__ == "__main__":
     main()

@@ -10,9 +10,7 @@ Prints a JSON line and writes bench/results/objects.json (+ .md).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 
 from anomaly_models import ADNet, ADOR, layers_for_window, predict
+from results_io import machine, save_results
 from tasks.decode import ClipReader
 from tasks.detectors import DetectorSpec, cached_detector
 from tasks.discover import discover_videos
@@ -85,16 +84,9 @@ def main():
               "objects_pipeline_over_raw": round(pipeline / raw, 3),
               "adnet_clips_per_s": round(adnet_rate, 1), "ador_clips_per_s": round(ador_rate, 1),
               "adnet_over_ador": round(adnet_rate / ador_rate, 1), "torch_threads": args.threads,
-              "machine": f"{platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}",
+              "machine": machine(),
               "note": "random-initialised detector in proposals mode; ADOR at thesis sizes (dim 512, depth 4)"}
-    print(json.dumps(result))
-    out = os.path.join(os.path.dirname(__file__), "results")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "objects.json"), "w") as f:
-        json.dump(result, f, indent=2)
-    with open(os.path.join(out, "objects.md"), "w") as f:
-        f.write("| metric | value |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in result.items()))
-
+    save_results("objects", result)
 
 if __name__ == "__main__":
     main()
