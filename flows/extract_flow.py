@@ -8,7 +8,7 @@ from tasks.extract import extract_video_task, extraction_is_current, features_ur
 from tasks.manifest import QUARANTINED, SKIPPED, VideoOutcome, new_run_id, write_manifest
 
 from .progress import wait_with_progress
-from .runner import dask_runner, submit
+from .runner import dask_runner, submit, threaded_map
 from .settings import Settings
 
 
@@ -16,12 +16,21 @@ def plan_extraction(entries: list[VideoEntry], settings: Settings) -> tuple[list
     """Split discovered videos into work to do, videos whose features are current (same fingerprint and extractor
     id), and videos quarantined by an earlier run (same fingerprint; --force retries them)."""
     spec, todo, skipped = settings.extractor, [], []
-    for entry in entries:
-        url = features_url(settings.out, spec, entry.video_id)
-        if not settings.force and extraction_is_current(entry, spec, settings.out, settings.storage_options,
-                                                        settings.tokens, settings.detector_spec):
-            skipped.append(VideoOutcome(entry.video_id, SKIPPED, "extract", output=url))
-        elif not settings.force and (reason := quarantined_reason(settings.out, spec, entry, settings.storage_options)):
+    if settings.force:
+        return list(entries), []
+
+    def state(entry: VideoEntry):
+        if extraction_is_current(entry, spec, settings.out, settings.storage_options, settings.tokens,
+                                 settings.detector_spec):
+            return SKIPPED, ""
+        reason = quarantined_reason(settings.out, spec, entry, settings.storage_options)
+        return (QUARANTINED, reason) if reason else (None, "")
+
+    for entry, (status, reason) in zip(entries, threaded_map(state, entries)):
+        if status == SKIPPED:
+            skipped.append(VideoOutcome(entry.video_id, SKIPPED, "extract",
+                                        output=features_url(settings.out, spec, entry.video_id)))
+        elif status == QUARANTINED:
             skipped.append(VideoOutcome(entry.video_id, QUARANTINED, "extract", error=reason))
         else:
             todo.append(entry)

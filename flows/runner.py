@@ -34,6 +34,18 @@ def gpu_resource(enabled: bool):
         yield
 
 
+def threaded_map(fn, items, workers: int = 16) -> list:
+    """Per-video planning checks are small object-store reads (footers, HEADs); doing them concurrently keeps a
+    nightly scan of thousands of videos from waiting on one round trip at a time. Results keep the input order."""
+    items = list(items)
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
 @contextmanager
 def dask_runner(dask_address: str | None, workers: int = 1, gpu_tasks: bool = False):
     """A started DaskTaskRunner for submitting Prefect tasks from inside a running flow."""

@@ -14,7 +14,7 @@ from tasks.scoring import score_batch_task, score_is_current, scores_url
 from tasks.storage import join
 
 from .progress import wait_with_progress
-from .runner import dask_runner, submit
+from .runner import dask_runner, submit, threaded_map
 from .settings import Settings
 
 
@@ -33,15 +33,16 @@ def check_inputs(config: dict, features_root: str, video_ids: list[str], storage
 
 
 def plan_scoring(config: dict, features_root: str, video_ids: list[str], settings: Settings):
-    todo, skipped = [], []
-    for vid in video_ids:
+    if settings.force:
+        return list(video_ids), []
+
+    def current(vid: str) -> bool:
         meta = read_metadata(join(features_root, vid + ".parquet"), settings.storage_options) or {}
-        if not settings.force and score_is_current(settings.out, config, vid, meta.get("fingerprint", ""),
-                                                   settings.storage_options):
-            skipped.append(VideoOutcome(vid, SKIPPED, "score"))
-        else:
-            todo.append(vid)
-    return todo, skipped
+        return score_is_current(settings.out, config, vid, meta.get("fingerprint", ""), settings.storage_options)
+
+    flags = threaded_map(current, video_ids)
+    return ([v for v, ok in zip(video_ids, flags) if not ok],
+            [VideoOutcome(v, SKIPPED, "score") for v, ok in zip(video_ids, flags) if ok])
 
 
 def run_scoring(runner, config: dict, model_url: str, features_root: str, todo: list[str],
@@ -65,8 +66,9 @@ def run_reports(runner, model_id: str, video_ids: list[str], settings: Settings)
 def reports_needed(model_id: str, scored: list[str], video_ids: list[str], settings: Settings) -> list[str]:
     """Videos scored in this run, plus scored videos whose report is missing."""
     again = set(scored)
-    return sorted(again | {v for v in video_ids if v not in again and
-                           not report_exists(settings.out, model_id, v, settings.storage_options)})
+    rest = [v for v in video_ids if v not in again]
+    exists = threaded_map(lambda v: report_exists(settings.out, model_id, v, settings.storage_options), rest)
+    return sorted(again | {v for v, ok in zip(rest, exists) if not ok})
 
 
 @flow(name="score-features")
