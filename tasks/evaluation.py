@@ -2,7 +2,6 @@
 overall and per annotated class, written as JSON and markdown next to the scores."""
 from __future__ import annotations
 
-import numpy as np
 
 from anomaly_models.metrics import clips_to_frames, f1_at_k, frame_auc, segment_counts
 

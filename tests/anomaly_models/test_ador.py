@@ -1,8 +1,6 @@
 import math
 import time
 
-import numpy as np
-import pytest
 import torch
 
 from anomaly_models import ADNet, ADOR, EDTCN, MLP, TrainConfig, predict, train

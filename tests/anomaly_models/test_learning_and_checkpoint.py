@@ -1,8 +1,5 @@
-import io
-import pickle
 import time
 
-import numpy as np
 import pytest
 import torch
 

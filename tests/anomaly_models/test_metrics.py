@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from anomaly_models.metrics import clips_to_frames, f1_at_k, frame_auc, score_segments, segment_counts

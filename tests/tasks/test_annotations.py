@@ -1,4 +1,3 @@
-import numpy as np
 
 from tasks.annotations import VideoAnnotation, load_annotations, match_annotations, read_csv
 from tests.conftest import ANNOTATIONS
