@@ -80,24 +80,30 @@ def timeline_png(report: dict) -> str:
     return _png(fig)
 
 
-def thumbnail_png(video_url: str, frame: int, storage_options=None, width: int = 240) -> str | None:
-    """The frame as a small PNG, or None when the video cannot be read now (reports never fail on thumbnails)."""
+def thumbnails_png(video_url: str, frames: list[int], storage_options=None, width: int = 240) -> list[str | None]:
+    """The frames as small PNGs, reading the video once; Nones when it cannot be read now (reports never fail on
+    thumbnails)."""
     from PIL import Image
 
     from .decode import DECODE_ERRORS
 
+    if not frames or not video_url:
+        return [None] * len(frames)
     try:
         with local_path(video_url, storage_options, suffix=posixpath.splitext(video_url)[1]) as path:
             import decord
 
-            image = decord.VideoReader(path, num_threads=1)[frame].asnumpy()
+            images = decord.VideoReader(path, num_threads=1).get_batch(frames).asnumpy()
     except (OSError, IndexError, *DECODE_ERRORS):
-        return None
-    img = Image.fromarray(image)
-    img.thumbnail((width, width))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
+        return [None] * len(frames)
+    out = []
+    for image in images:
+        img = Image.fromarray(image)
+        img.thumbnail((width, width))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        out.append(base64.b64encode(buf.getvalue()).decode())
+    return out
 
 
 STYLE = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
@@ -143,8 +149,8 @@ def write_video_report(scores_url: str, out_root: str, storage_options=None, thr
     report = build_report(scores, threshold)
     vid = report["video_id"]
     try:
-        thumbs = [thumbnail_png(report["source_url"], s["peak_frame"], storage_options) if thumbnails and
-                  report["source_url"] else None for s in report["segments"]]
+        peaks = [s["peak_frame"] for s in report["segments"]]
+        thumbs = thumbnails_png(report["source_url"], peaks, storage_options) if thumbnails else [None] * len(peaks)
         json_url, html_url = report_urls(out_root, report["model_id"], vid)
         write_bytes_atomic(json_url, json_dumps(report), storage_options)
         write_bytes_atomic(html_url, render_video_html(report, timeline_png(report), thumbs).encode(),

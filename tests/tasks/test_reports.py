@@ -27,3 +27,19 @@ def test_html_escapes_names_and_formats_times():
     page = render_video_html(report, "", [None, None])
     assert "cam/&lt;x&gt;.mp4" in page and "<x>" not in page
     assert hms(3725.4) == "01:02:05"
+
+
+def test_thumbnails_read_each_peak_frame_and_tolerate_missing_videos(tmp_path):
+    import base64
+    import io
+    import os
+
+    from PIL import Image
+
+    from tasks.reports import thumbnails_png
+    from tests.conftest import VIDEOS
+
+    thumbs = thumbnails_png(os.path.join(VIDEOS, "v_GGSY1Qvo990.mp4"), [8, 200])
+    sizes = [Image.open(io.BytesIO(base64.b64decode(t))).size for t in thumbs]
+    assert sizes == [(240, 180), (240, 180)] and thumbs[0] != thumbs[1]
+    assert thumbnails_png(str(tmp_path / "gone.mp4"), [1, 2]) == [None, None]
