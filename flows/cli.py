@@ -252,7 +252,7 @@ def backfill(
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
     out: Optional[str] = OutOpt,
     include: Optional[list[str]] = IncludeOpt,
-    chunk: int = typer.Option(200, help="videos per chunk (one flow run and manifest each)"),
+    chunk: int = typer.Option(200, min=1, help="videos per chunk (one flow run and manifest each)"),
     dask_address: Optional[str] = DaskOpt,
     workers: Optional[int] = WorkersOpt,
     gpu_tasks: Optional[bool] = GpuOpt,
@@ -292,7 +292,8 @@ def serve(
     from prefect import serve as prefect_serve
 
     console.print(f"serving {name}: scan of {archive} on '{cron}' (UTC); Ctrl-C stops")
-    prefect_serve(nightly_deployment(settings, model, cron, name))
+    prefect_serve(nightly_deployment(settings, model, cron, name,
+                                     config_file=os.path.abspath(config) if config else None))
 
 
 def _run_scan(run, title: str, **flags) -> None:
@@ -301,7 +302,7 @@ def _run_scan(run, title: str, **flags) -> None:
     settings = _settings(**flags)
     try:
         summary = run(settings)
-    except (FileNotFoundError, MissingInputs) as exc:
+    except (FileNotFoundError, ValueError) as exc:  # incl. CheckpointError and MissingInputs
         _fail(exc)
     print_summary(summary, title)
     console.print(f"index: {summary['index']}")

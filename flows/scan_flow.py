@@ -21,9 +21,10 @@ from .extract_flow import plan_extraction, submit_extraction
 from .progress import say, wait_with_progress
 from .runner import dask_runner
 from .score_flow import check_inputs, plan_scoring, reports_needed, run_reports, run_scoring
-from .settings import Settings
+from .settings import Settings, load_settings
 
-def scan_videos(settings: Settings, model_url: str, entries: list[VideoEntry], flow_name: str = "scan") -> dict:
+def scan_videos(settings: Settings, model_url: str, entries: list[VideoEntry], flow_name: str = "scan",
+                index: bool = True) -> dict:
     """Extract what is new among `entries`, score it, report it, rebuild the index; write the run manifest."""
     logger = get_run_logger()
     config = read_model_config(model_url, settings.storage_options)
@@ -56,7 +57,7 @@ def scan_videos(settings: Settings, model_url: str, entries: list[VideoEntry], f
                 outcomes += scored
                 to_report = sorted(set(to_report) | {o.video_id for o in scored if o.status == DONE})
             outcomes += run_reports(runner, config["model_id"], to_report, settings)
-    index = write_index(settings.out, config["model_id"], settings.storage_options)
+    index = write_index(settings.out, config["model_id"], settings.storage_options) if index else None
     return write_manifest(settings.out, run_id, merge_outcomes(outcomes),
                           {"flow": flow_name, "model_id": config["model_id"], "archive": settings.archive,
                            "extractor_id": config["extractor_id"], "work": work, "index": index,
@@ -70,15 +71,19 @@ def dated_globs(globs: list[str], today: date | None = None) -> tuple[str, ...]:
 
 
 @flow(name="scan")
-def scan(settings: Settings, model_url: str) -> dict:
-    """The nightly job over the whole archive (or the --include globs, with {today}/{yesterday} expanded)."""
+def scan(settings: Settings, model_url: str, config_file: str | None = None) -> dict:
+    """The nightly job over the whole archive (or the --include globs, with {today}/{yesterday} expanded).
+    `config_file` (scheduled runs): storage options are re-read from it and the environment at run time, since
+    they are never stored with the deployment."""
+    if config_file:
+        settings = settings.model_copy(update={"storage_options": load_settings(config_file).storage_options})
     return scan_videos(settings, model_url, discover_videos(settings.archive, settings.storage_options,
                                                             include=dated_globs(settings.include)))
 
 
 @flow(name="backfill-chunk")
 def backfill_chunk(settings: Settings, model_url: str, entries: list[VideoEntry]) -> dict:
-    return scan_videos(settings, model_url, entries, "backfill")
+    return scan_videos(settings, model_url, entries, "backfill-chunk", index=False)
 
 
 @flow(name="backfill")
@@ -96,10 +101,12 @@ def backfill(settings: Settings, model_url: str, chunk: int = 200) -> dict:
         for k, v in s["counts"].items():
             counts[k] = counts.get(k, 0) + v
     run_id = new_run_id("backfill")
+    index = write_index(settings.out, read_model_config(model_url, settings.storage_options)["model_id"],
+                        settings.storage_options)  # once, not per chunk: it reads every report
     summary = {"run_id": run_id, "flow": "backfill", "videos": len(entries), "chunks": [s["run_id"] for s in summaries],
                "counts": counts, "failed": {k: v for s in summaries for k, v in s["failed"].items()},
                "quarantined": {k: v for s in summaries for k, v in s["quarantined"].items()},
-               "index": summaries[-1]["index"] if summaries else None}
+               "index": index}
     write_bytes_atomic(join(settings.out, "runs", run_id, "summary.json"), json_dumps(summary),
                        settings.storage_options)
     return summary

@@ -58,7 +58,7 @@ def run_scoring(runner, config: dict, model_url: str, features_root: str, todo: 
 def run_reports(runner, model_id: str, video_ids: list[str], settings: Settings) -> list[VideoOutcome]:
     futures = [submit(runner, report_video_task, False,
                       scores_url=scores_url(settings.out, model_id, vid), out_root=settings.out,
-                      storage_options=settings.storage_options, threshold=settings.threshold)
+                      storage_options=settings.storage_options, threshold=settings.threshold, video_id=vid)
                for vid in video_ids]
     return wait_with_progress(futures, "reports") if futures else []
 

@@ -4,8 +4,11 @@ Unknown keys are errors that name the field. `storage_options` go to fsspec for 
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
+
+import yaml
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
@@ -118,6 +121,26 @@ class Settings(BaseSettings):
         return ExtractorSpec(self.backbone, self.weights, self.clip_len, self.stride, self.size, self.seed)
 
 
+WHOLE_FIELDS = ("storage_options", "model_options")
+
+
+def _whole_field(key: str, given: dict, config_file: str | None) -> dict:
+    """Flags, else VAD_<KEY> (JSON), else the config file, else {} -- one layer wins (credentials for one endpoint
+    must never be mixed with another layer's endpoint)."""
+    if key in given:
+        return given[key]
+    env = os.environ.get(f"VAD_{key.upper()}")
+    if env is not None:
+        try:
+            return json.loads(env)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"invalid configuration: {key}: VAD_{key.upper()} is not JSON ({exc})") from None
+    if config_file:
+        with open(config_file) as f:
+            return (yaml.safe_load(f) or {}).get(key) or {}
+    return {}
+
+
 def load_settings(config_file: str | None = None, **flags) -> Settings:
     """Flags that are None were not given and do not override lower layers."""
     given = {k: v for k, v in flags.items() if v is not None}
@@ -132,7 +155,10 @@ def load_settings(config_file: str | None = None, **flags) -> Settings:
         cls = FileSettings
     try:
         loaded = cls(**given)
-        return loaded if cls is Settings else Settings.model_construct(loaded.model_fields_set, **dict(loaded))
+        values = dict(loaded)
+        for key in WHOLE_FIELDS:  # taken whole from the highest layer that sets them, never merged across layers
+            values[key] = _whole_field(key, given, config_file)
+        return Settings.model_validate(values) if values != dict(loaded) or cls is not Settings else loaded
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None

@@ -89,20 +89,24 @@ def thumbnails_png(video_url: str, frames: list[int], storage_options=None, widt
 
     if not frames or not video_url:
         return [None] * len(frames)
+    out: list[str | None] = []
     try:
         with local_path(video_url, storage_options, suffix=posixpath.splitext(video_url)[1]) as path:
             import decord
 
-            images = decord.VideoReader(path, num_threads=1).get_batch(frames).asnumpy()
-    except (OSError, IndexError, *DECODE_ERRORS):
+            reader = decord.VideoReader(path, num_threads=1)
+            for frame in frames:  # one frame in memory at a time; a bad frame blanks only its own thumbnail
+                try:
+                    img = Image.fromarray(reader[frame].asnumpy())
+                except (IndexError, *DECODE_ERRORS):
+                    out.append(None)
+                    continue
+                img.thumbnail((width, width))
+                buf = io.BytesIO()
+                img.save(buf, format="PNG")
+                out.append(base64.b64encode(buf.getvalue()).decode())
+    except (OSError, *DECODE_ERRORS):
         return [None] * len(frames)
-    out = []
-    for image in images:
-        img = Image.fromarray(image)
-        img.thumbnail((width, width))
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        out.append(base64.b64encode(buf.getvalue()).decode())
     return out
 
 
@@ -140,12 +144,12 @@ def report_urls(out_root: str, model_id: str, video_id: str) -> tuple[str, str]:
 
 
 def write_video_report(scores_url: str, out_root: str, storage_options=None, threshold: float | None = None,
-                       thumbnails: bool = True) -> VideoOutcome:
+                       thumbnails: bool = True, video_id: str | None = None) -> VideoOutcome:
     timer = Timer()
     try:
         scores = read_table(scores_url, storage_options)
     except Exception as exc:
-        return VideoOutcome(scores_url, FAILED, "report", error=f"{exc.__class__.__name__}: {exc}")
+        return VideoOutcome(video_id or scores_url, FAILED, "report", error=f"{exc.__class__.__name__}: {exc}")
     report = build_report(scores, threshold)
     vid = report["video_id"]
     try:
@@ -206,6 +210,6 @@ def report_exists(out_root: str, model_id: str, video_id: str, storage_options=N
 
 
 @task(name="report-video", cache_policy=NO_CACHE)
-def report_video_task(scores_url: str, out_root: str, storage_options=None,
-                      threshold: float | None = None) -> VideoOutcome:
-    return write_video_report(scores_url, out_root, storage_options, threshold)
+def report_video_task(scores_url: str, out_root: str, storage_options=None, threshold: float | None = None,
+                      video_id: str | None = None) -> VideoOutcome:
+    return write_video_report(scores_url, out_root, storage_options, threshold, video_id=video_id)

@@ -18,6 +18,18 @@ def test_precedence_file_then_env_then_flags(tmp_path, monkeypatch):
     assert load_settings().out == "./vad-data"  # the file does not leak into later loads
 
 
+def test_dict_settings_come_whole_from_one_layer(tmp_path, monkeypatch):
+    cfg = tmp_path / "vad.yaml"
+    cfg.write_text("storage_options: {endpoint_url: 'http://minio:9000', key: FILEKEY}\n"
+                   "model_options: {dim: 64, depth: 5}\n")
+    assert load_settings(config_file=str(cfg)).storage_options == {"endpoint_url": "http://minio:9000",
+                                                                   "key": "FILEKEY"}
+    monkeypatch.setenv("VAD_STORAGE_OPTIONS", '{"key": "AKIA", "secret": "aws"}')
+    s = load_settings(config_file=str(cfg), model_options={"depth": 2})
+    assert s.storage_options == {"key": "AKIA", "secret": "aws"}  # never AWS keys sent to the file's endpoint
+    assert s.model_options == {"depth": 2}
+
+
 def test_wrong_config_names_the_field(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="backbone"):
         load_settings(backbone="resnet9000")

@@ -146,7 +146,8 @@ def test_backfill_in_chunks_with_include_globs(trained_model, extracted):
                  "--include", "Explosion/*", "--include", "Normal/*")
     assert result.exit_code == 0, result.output
     runs = sorted(os.listdir(out / "runs"))
-    summary = json.loads((out / "runs" / [r for r in runs if "-backfill-" in r][-1] / "summary.json").read_text())
+    summary = json.loads((out / "runs" / [r for r in runs if r.split("-", 1)[1].startswith("backfill-")
+                                           and "-backfill-chunk-" not in r][-1] / "summary.json").read_text())
     assert summary["flow"] == "backfill" and summary["videos"] == 3 and len(summary["chunks"]) == 2
     reports = out / "reports" / MODEL_ID
     assert (reports / "Explosion" / "000.mp4.json").exists() and (reports / "Normal" / "003.mp4.json").exists()
