@@ -297,8 +297,6 @@ def serve(
 
 
 def _run_scan(run, title: str, **flags) -> None:
-    from tasks.model_inputs import MissingInputs
-
     settings = _settings(**flags)
     try:
         summary = run(settings)
