@@ -49,16 +49,25 @@ def quarantined_reason(out_root: str, spec: ExtractorSpec, entry: VideoEntry, st
     return record.get("reason") if record.get("fingerprint") == entry.fingerprint else None
 
 
+def features_are_current(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage_options=None,
+                         tokens: bool = False) -> bool:
+    """Features (with tokens when asked) exist for this exact file and this extractor."""
+    meta = read_metadata(features_url(out_root, spec, entry.video_id), storage_options)
+    return bool(meta) and meta.get("fingerprint") == entry.fingerprint and \
+        meta.get("extractor_id") == spec.extractor_id and (not tokens or "tokens_shape" in meta)
+
+
+def objects_are_current(entry: VideoEntry, detector: DetectorSpec | None, out_root: str, storage_options=None) -> bool:
+    """Objects exist for this exact file and this detector (trivially true when none are asked for)."""
+    return detector is None or is_current(objects_url(out_root, detector, entry.video_id), entry.fingerprint,
+                                          "detector_id", detector.detector_id, storage_options)
+
+
 def extraction_is_current(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage_options=None,
                           tokens: bool = False, detector: DetectorSpec | None = None) -> bool:
     """Features (with tokens when asked) and objects (when asked) exist for this exact file and these producers."""
-    meta = read_metadata(features_url(out_root, spec, entry.video_id), storage_options)
-    if not meta or meta.get("fingerprint") != entry.fingerprint or meta.get("extractor_id") != spec.extractor_id:
-        return False
-    if tokens and "tokens_shape" not in meta:
-        return False
-    return detector is None or is_current(objects_url(out_root, detector, entry.video_id), entry.fingerprint,
-                                          "detector_id", detector.detector_id, storage_options)
+    return features_are_current(entry, spec, out_root, storage_options, tokens) and \
+        objects_are_current(entry, detector, out_root, storage_options)
 
 
 def _features(path: str, entry: VideoEntry, spec: ExtractorSpec, batch_size: int, tokens: bool, device):
@@ -103,19 +112,21 @@ def extract_video(entry: VideoEntry, spec: ExtractorSpec, out_root: str, storage
     is given; only what is missing or stale is computed."""
     timer = Timer()
     target = features_url(out_root, spec, entry.video_id)
-    if not force and extraction_is_current(entry, spec, out_root, storage_options, tokens, detector):
+    have_features = not force and features_are_current(entry, spec, out_root, storage_options, tokens)
+    have_objects = not force and objects_are_current(entry, detector, out_root, storage_options)
+    if have_features and have_objects:
         return VideoOutcome(entry.video_id, SKIPPED, "extract", output=target, started_at=timer.started_at)
     configure_threads(threads)
     try:
         with local_path(entry.url, storage_options, suffix=os.path.splitext(entry.url)[1]) as path:
-            if force or not extraction_is_current(entry, spec, out_root, storage_options, tokens):
+            if not have_features:
                 features = _features(path, entry, spec, batch_size, tokens, device)
                 write_table(target, features, storage_options)
             else:
                 features = read_table(target, storage_options).table
-            if detector is not None:
-                write_table(objects_url(out_root, detector, entry.video_id), _objects(path, entry, features, detector, device),
-                            storage_options)
+            if detector is not None:  # rewritten with fresh features too: objects follow the features' clips
+                write_table(objects_url(out_root, detector, entry.video_id),
+                            _objects(path, entry, features, detector, device), storage_options)
     except VideoDecodeError as exc:
         write_bytes_atomic(quarantine_url(out_root, spec, entry.video_id),
                            json.dumps({"fingerprint": entry.fingerprint, "reason": exc.reason}).encode(),
