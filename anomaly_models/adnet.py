@@ -3,6 +3,7 @@
 A layer and a stage are each one small class; masking keeps padded clips from influencing valid ones:
 every layer multiplies its output by the mask, so padded positions are zero before the next dilated conv.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,6 +51,11 @@ class ADNet(nn.Module):
         self.config = dict(in_dim=in_dim, hidden=hidden, stages=stages, layers=layers, kernel=kernel)
         self.stage1 = SingleStage(layers, hidden, in_dim, kernel)
         self.stages = nn.ModuleList(SingleStage(layers, hidden, 1, kernel) for _ in range(stages - 1))
+
+    @classmethod
+    def config_for(cls, shapes: dict[str, tuple[int, ...]], window: int) -> dict:
+        """in_dim from the features [T, D]; enough layers for the window to be one receptive field."""
+        return {"in_dim": shapes["features"][-1], "layers": layers_for_window(window)}
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         m = mask.to(features.dtype).unsqueeze(1)  # [B, 1, T]

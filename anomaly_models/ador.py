@@ -3,10 +3,12 @@
 Per clip: an action encoder over the spatial token map (1x1 projection, CLS, sinusoidal positions) and an
 object-relation encoder over up to 36 RoI features (projection plus a box embedding, CLS, a box-geometry attention
 term between objects, none for the CLS token). The box embedding is our addition to the thesis: with it the
-attention values, not only the weights, carry where objects are, and relation anomalies are learnt from far less data. The second half of each encoder's layers also cross-attends to the other encoder. The clip
-feature concat(CLS_action, CLS_object) then goes through TCN stages over time (as in ADNet).
+attention values, not only the weights, carry where objects are, and relation anomalies are learnt from far less
+data. The second half of each encoder's layers also cross-attends to the other encoder. The clip feature
+concat(CLS_action, CLS_object) then goes through TCN stages over time (as in ADNet).
 Padded clips are masked in the TCN; missing objects are masked as attention keys.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adnet import SingleStage
+from .adnet import SingleStage, layers_for_window
 
 
 def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
@@ -28,7 +30,8 @@ def sinusoidal_positions(n: int, dim: int) -> torch.Tensor:
 
 
 def relative_geometry(boxes: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """boxes [..., M, 4] (x1, y1, x2, y2) -> [..., M, M, 4]: log(|dx|/w_i), log(|dy|/h_i), log(w_j/w_i), log(h_j/h_i)."""
+    """boxes [..., M, 4] (x1, y1, x2, y2) -> [..., M, M, 4]:
+    log(|dx|/w_i), log(|dy|/h_i), log(w_j/w_i), log(h_j/h_i)."""
     x1, y1, x2, y2 = boxes.unbind(-1)
     w, h = (x2 - x1).clamp(min=eps), (y2 - y1).clamp(min=eps)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -66,8 +69,9 @@ class Attention(nn.Module):
         logits_mask = logits_mask.masked_fill(~key_valid[:, None, None, :], float("-inf"))
         if bias is not None:
             logits_mask = logits_mask + bias
-        out = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(context)), split(self.v(context)),
-                                             attn_mask=logits_mask)
+        out = F.scaled_dot_product_attention(
+            split(self.q(x)), split(self.k(context)), split(self.v(context)), attn_mask=logits_mask
+        )
         return self.out(out.transpose(1, 2).reshape(n, lq, d))
 
 
@@ -97,11 +101,30 @@ class ADOR(nn.Module):
 
     input_names = ("tokens", "objects", "boxes", "object_mask")
 
-    def __init__(self, token_dim: int, object_dim: int, dim: int = 512, heads: int = 8, depth: int = 4,
-                 stages: int = 6, layers: int = 7, hidden: int = 64, max_tokens: int = 256):
+    def __init__(
+        self,
+        token_dim: int,
+        object_dim: int,
+        dim: int = 512,
+        heads: int = 8,
+        depth: int = 4,
+        stages: int = 6,
+        layers: int = 7,
+        hidden: int = 64,
+        max_tokens: int = 256,
+    ):
         super().__init__()
-        self.config = dict(token_dim=token_dim, object_dim=object_dim, dim=dim, heads=heads, depth=depth,
-                           stages=stages, layers=layers, hidden=hidden, max_tokens=max_tokens)
+        self.config = dict(
+            token_dim=token_dim,
+            object_dim=object_dim,
+            dim=dim,
+            heads=heads,
+            depth=depth,
+            stages=stages,
+            layers=layers,
+            hidden=hidden,
+            max_tokens=max_tokens,
+        )
         self.token_proj = nn.Linear(token_dim, dim)  # a 1x1 conv over the token map
         self.object_proj = nn.Linear(object_dim, dim)
         self.box_proj = nn.Linear(4, dim)  # where each object is, so values (not only weights) carry geometry
@@ -115,11 +138,22 @@ class ADOR(nn.Module):
         self.stage1 = SingleStage(layers, hidden, 2 * dim)
         self.stages = nn.ModuleList(SingleStage(layers, hidden, 1) for _ in range(stages - 1))
 
+    @classmethod
+    def config_for(cls, shapes: dict[str, tuple[int, ...]], window: int) -> dict:
+        """Token and object widths from tokens [T, Na, Ca] and objects [T, M, Do]; TCN layers from the window."""
+        return {
+            "token_dim": shapes["tokens"][-1],
+            "object_dim": shapes["objects"][-1],
+            "layers": layers_for_window(window),
+            "max_tokens": max(256, shapes["tokens"][1]),
+        }
+
     def clip_features(self, tokens, objects, boxes, object_mask) -> torch.Tensor:
         """[N, Na, Ca], [N, M, Do], [N, M, 4], [N, M] -> [N, 2*dim]."""
         n = tokens.shape[0]
         a = torch.cat([self.cls_action.expand(n, -1, -1), self.token_proj(tokens)], 1)
-        a = a + self.positions[: a.shape[1]]
+        positions: torch.Tensor = self.positions  # type: ignore[assignment]
+        a = a + positions[: a.shape[1]]
         o = torch.cat([self.cls_object.expand(n, -1, -1), self.object_proj(objects) + self.box_proj(boxes)], 1)
         ones = torch.ones(n, 1, dtype=torch.bool, device=tokens.device)
         a_valid = torch.ones(n, a.shape[1], dtype=torch.bool, device=tokens.device)

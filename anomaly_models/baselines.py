@@ -2,27 +2,42 @@
 
 Both return [1, B, T] so the losses, training loop and stitching treat them like ADNet's stages.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 
-class MLP(nn.Module):
+class FeatureModel(nn.Module):
+    """Baselines read the pooled clip features only; their width is the one derived setting."""
+
+    @classmethod
+    def config_for(cls, shapes: dict[str, tuple[int, ...]], window: int) -> dict:
+        return {"in_dim": shapes["features"][-1]}
+
+
+class MLP(FeatureModel):
     """Three layers scoring each clip alone (the thesis's MLP [C3D])."""
 
     def __init__(self, in_dim: int, hidden: int = 512, dropout: float = 0.6):
         super().__init__()
         self.config = dict(in_dim=in_dim, hidden=hidden, dropout=dropout)
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, hidden // 16), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden // 16, 1))
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden // 16),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden // 16, 1),
+        )
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return (torch.sigmoid(self.net(features).squeeze(-1)) * mask.to(features.dtype)).unsqueeze(0)
 
 
-class EDTCN(nn.Module):
+class EDTCN(FeatureModel):
     """Encoder-decoder temporal conv net (Lea et al.): conv + pool per encoder level, upsample + conv per decoder
     level. Window lengths are padded up to a multiple of 2**levels internally."""
 

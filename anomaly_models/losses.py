@@ -1,4 +1,5 @@
 """Training losses: per-stage MSE/BCE over valid clips summed over stages, and the thesis's AD loss."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Segmental F1@k (the MS-TCN evaluation algorithm), frame AUC, and turning clip scores into frames and segments."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -8,15 +9,15 @@ import numpy as np
 VIEWS = {"abnormal": (1,), "normal": (0,), "all": (0, 1)}
 
 
-def label_segments(labels: Sequence[int]) -> list[tuple[int, int, int]]:
+def label_segments(labels: Sequence[int] | np.ndarray) -> list[tuple[int, int, int]]:
     """Runs of equal label as (label, start, end) with end exclusive."""
-    labels = np.asarray(labels).astype(int)
-    if len(labels) == 0:
+    values = np.asarray(labels).astype(int)
+    if len(values) == 0:
         return []
-    change = np.flatnonzero(np.diff(labels)) + 1
+    change = np.flatnonzero(np.diff(values)) + 1
     starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(labels)]])
-    return [(int(labels[s]), int(s), int(e)) for s, e in zip(starts, ends)]
+    ends = np.concatenate([change, [len(values)]])
+    return [(int(values[s]), int(s), int(e)) for s, e in zip(starts, ends)]
 
 
 def segment_counts(prediction, target, overlap: float, counted: tuple[int, ...]) -> tuple[int, int, int]:

@@ -3,6 +3,7 @@
 Used by the learning test and the early demo: an honest check that the model can localise anomalies when the
 features carry them, without any video decoding.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ def anomaly_direction(dim: int) -> np.ndarray:
     return direction / np.linalg.norm(direction)
 
 
-def generated_sequences(n_videos: int, dim: int = 32, min_len: int = 40, max_len: int = 120, seed: int = 0,
-                        shift: float = 1.5):
+def generated_sequences(
+    n_videos: int, dim: int = 32, min_len: int = 40, max_len: int = 120, seed: int = 0, shift: float = 1.5
+):
     """Returns (features list of [T, D], labels list of [T]); about half the videos hold 1-2 anomalous stretches."""
     rng = np.random.default_rng(seed)
     direction = anomaly_direction(dim)
@@ -36,9 +38,17 @@ def generated_sequences(n_videos: int, dim: int = 32, min_len: int = 40, max_len
     return feats, labels
 
 
-def generated_relation_sequences(n_videos: int, anomaly: str = "relation", token_dim: int = 16, n_tokens: int = 4,
-                                 object_dim: int = 16, max_objects: int = 6, min_len: int = 40, max_len: int = 100,
-                                 seed: int = 0):
+def generated_relation_sequences(
+    n_videos: int,
+    anomaly: str = "relation",
+    token_dim: int = 16,
+    n_tokens: int = 4,
+    object_dim: int = 16,
+    max_objects: int = 6,
+    min_len: int = 40,
+    max_len: int = 100,
+    seed: int = 0,
+):
     """ADOR-style inputs per video: dict(tokens [T,Na,Ca], objects [T,M,Do], boxes [T,M,4], object_mask [T,M])
     and pooled action `features` [T,Ca] (what ADNet sees), with [T] labels.
 
@@ -71,7 +81,14 @@ def generated_relation_sequences(n_videos: int, anomaly: str = "relation", token
             offset = np.where(y[:, None] > 0, rng.uniform(-0.03, 0.03, size=(length, 2)), offset)
         centre[:, 0], centre[:, 1] = c0, np.clip(c0 + offset, 0.1, 0.9)
         boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=-1).clip(0, 1).astype(np.float32)
-        videos.append({"tokens": tokens, "objects": objects * mask[..., None], "boxes": boxes * mask[..., None],
-                       "object_mask": mask, "features": tokens.mean(axis=1)})
+        videos.append(
+            {
+                "tokens": tokens,
+                "objects": objects * mask[..., None],
+                "boxes": boxes * mask[..., None],
+                "object_mask": mask,
+                "features": tokens.mean(axis=1),
+            }
+        )
         labels.append(y)
     return videos, labels

@@ -5,6 +5,7 @@ Each video is a [T, D] feature array (ADNet, baselines) or a dict of [T, ...] ar
 windows.py), batched, and fed to a model whose forward returns [S, B, T] stage scores. `predict` stitches window
 scores back to one score per clip using the last stage.
 """
+
 from __future__ import annotations
 
 import random
@@ -73,8 +74,13 @@ def _forward(model, inputs: dict[str, torch.Tensor], mask: torch.Tensor) -> torc
     return model(*(inputs[n] for n in input_names(model)), mask)
 
 
-def train(model: torch.nn.Module, videos: Sequence[np.ndarray], labels: Sequence[np.ndarray], config: TrainConfig,
-          on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
+def train(
+    model: torch.nn.Module,
+    videos: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    config: TrainConfig,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainResult:
     """Adam over shuffled windows; returns the per-epoch mean loss."""
     if not videos:
         raise ValueError("no training videos")

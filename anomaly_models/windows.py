@@ -3,6 +3,7 @@
 Windows have W clips and stride W/2; the tail window is padded with zero features and mask 0. At inference each
 clip's score is the mean over every window that covers it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ def make_windows(features: np.ndarray, window: int, labels: np.ndarray | None = 
         n = min(window, length - s)
         out[i, :n] = features[s : s + n]
         mask[i, :n] = True
-        if labels is not None:
+        if labels is not None and out_labels is not None:
             out_labels[i, :n] = labels[s : s + n]
     wins = Windows(out, mask, np.asarray(starts), length)
     return (wins, out_labels) if labels is not None else wins

@@ -4,6 +4,7 @@ pipeline = extract_video() per video: decode (decord, chunked) + preprocess + fo
 raw      = the same backbone's forward on the same clips, pre-decoded and pre-normalised tensors, clips/s.
 Prints a JSON line and writes bench/results/extract.json (+ .md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,13 +14,14 @@ import time
 
 import numpy as np
 import torch
-
 from results_io import machine, save_results
-from tasks.decode import ClipReader
-from tasks.discover import discover_videos
-from tasks.extract import extract_video
-from tasks.extractors import ExtractorSpec, cached_extractor
-from tasks.synthetic_archive import generate_archive
+
+from tasks.jobs.extract import ExtractJob, extract_video
+from tasks.media.backbones import ExtractorSpec, cached_extractor
+from tasks.media.synthetic import generate_archive
+from tasks.media.video import ClipReader
+from tasks.store.archive import discover_videos
+from tasks.store.output import OutputStore
 
 
 def decode_rate_decord(paths):
@@ -76,21 +78,30 @@ def main():
         raw_rate()  # warm-up: first forwards of each batch shape allocate
         raw_before = raw_rate()
         t0 = time.perf_counter()
-        clips = sum(extract_video(e, spec, os.path.join(tmp, "out"), batch_size=8, threads=args.threads).clips
-                    for e in entries)
+        clips = sum(
+            extract_video(
+                e, OutputStore(os.path.join(tmp, "out")), ExtractJob(spec, batch_size=8, threads=args.threads)
+            ).clips
+            for e in entries
+        )
         pipeline = clips / (time.perf_counter() - t0)
         raw = (raw_before + raw_rate()) / 2  # raw measured before and after the pipeline, averaged
         decord_fps, pyav_fps = decode_rate_decord(paths), decode_rate_pyav(paths)
     result = {
-        "extractor_id": spec.extractor_id, "clips": clips, "torch_threads": args.threads,
-        "pipeline_clips_per_s": round(pipeline, 3), "raw_forward_clips_per_s": round(raw, 3),
+        "extractor_id": spec.extractor_id,
+        "clips": clips,
+        "torch_threads": args.threads,
+        "pipeline_clips_per_s": round(pipeline, 3),
+        "raw_forward_clips_per_s": round(raw, 3),
         "pipeline_over_raw": round(pipeline / raw, 3),
-        "decord_fps": round(decord_fps, 1), "pyav_fps": round(pyav_fps, 1),
+        "decord_fps": round(decord_fps, 1),
+        "pyav_fps": round(pyav_fps, 1),
         "decord_over_pyav": round(decord_fps / pyav_fps, 3),
         "machine": machine(),
         "note": "random-initialised backbone (no pretrained weights on this machine)",
     }
     save_results("extract", result)
+
 
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ scoring: ADNet and ADOR (thesis sizes: 512-d, 49 action tokens x 512, 36 objects
 `predict` (windows + stitching).
 Prints a JSON line and writes bench/results/objects.json (+ .md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,15 +17,15 @@ import time
 
 import numpy as np
 import torch
-
-from anomaly_models import ADNet, ADOR, layers_for_window, predict
 from results_io import machine, save_results
-from tasks.decode import ClipReader
-from tasks.detectors import DetectorSpec, cached_detector
-from tasks.discover import discover_videos
-from tasks.objects import detect_centre_frames, objects_table
-from tasks.feature_store import write_table
-from tasks.synthetic_archive import generate_archive
+
+from anomaly_models import ADOR, ADNet, layers_for_window, predict
+from tasks.media.detectors import DetectorSpec, cached_detector, detect_centre_frames
+from tasks.media.synthetic import generate_archive
+from tasks.media.video import ClipReader, VideoSource
+from tasks.store.archive import discover_videos
+from tasks.store.output import OutputStore
+from tasks.store.tables import objects_table
 
 
 def main():
@@ -41,13 +42,16 @@ def main():
         entries = discover_videos(os.path.join(tmp, "a"))
         centers = {e.url: [c.center_frame for c in ClipReader(e.url, 16, 16, short_side=64)] for e in entries}
         detector.detect(np.zeros((1, 240, 320, 3), np.uint8))  # warm-up
+        store = OutputStore(os.path.join(tmp, "o"))
         t0 = time.perf_counter()
         frames = 0
         for e in entries:
-            objs = detect_centre_frames(e.url, centers[e.url], spec, e.video_id)
+            objs = detect_centre_frames(VideoSource(e.url, e.video_id), centers[e.url], spec)
             c = np.array(centers[e.url])
-            write_table(os.path.join(tmp, "o", e.video_id + ".parquet"),
-                        objects_table(e.video_id, c - 8, c + 8, c, 16.0, objs, {"detector_id": spec.detector_id}))
+            store.write_table(
+                store.objects(spec.detector_id, e.video_id),
+                objects_table(e.video_id, c - 8, c + 8, c, 16.0, objs, {"detector_id": spec.detector_id}),
+            )
             frames += len(objs)
         pipeline = frames / (time.perf_counter() - t0)
         import decord
@@ -71,22 +75,31 @@ def main():
     predict(adnet, feats, window)
     adnet_rate = t / (time.perf_counter() - t0)
     ador = ADOR(512, 1024, layers=layers_for_window(window)).eval()
-    inputs = {"tokens": rng.normal(size=(t, 49, 512)).astype(np.float16),
-              "objects": rng.normal(size=(t, 36, 1024)).astype(np.float32),
-              "boxes": np.sort(rng.uniform(size=(t, 36, 4)), axis=-1).astype(np.float32),
-              "object_mask": np.ones((t, 36), bool)}
+    inputs = {
+        "tokens": rng.normal(size=(t, 49, 512)).astype(np.float16),
+        "objects": rng.normal(size=(t, 36, 1024)).astype(np.float32),
+        "boxes": np.sort(rng.uniform(size=(t, 36, 4)), axis=-1).astype(np.float32),
+        "object_mask": np.ones((t, 36), bool),
+    }
     predict(ador, {k: v[:64] for k, v in inputs.items()}, window, batch_size=1)
     t0 = time.perf_counter()
     predict(ador, inputs, window, batch_size=1)
     ador_rate = t / (time.perf_counter() - t0)
-    result = {"detector_id": spec.detector_id, "frames": frames,
-              "objects_pipeline_frames_per_s": round(pipeline, 2), "detector_raw_frames_per_s": round(raw, 2),
-              "objects_pipeline_over_raw": round(pipeline / raw, 3),
-              "adnet_clips_per_s": round(adnet_rate, 1), "ador_clips_per_s": round(ador_rate, 1),
-              "adnet_over_ador": round(adnet_rate / ador_rate, 1), "torch_threads": args.threads,
-              "machine": machine(),
-              "note": "random-initialised detector in proposals mode; ADOR at thesis sizes (dim 512, depth 4)"}
+    result = {
+        "detector_id": spec.detector_id,
+        "frames": frames,
+        "objects_pipeline_frames_per_s": round(pipeline, 2),
+        "detector_raw_frames_per_s": round(raw, 2),
+        "objects_pipeline_over_raw": round(pipeline / raw, 3),
+        "adnet_clips_per_s": round(adnet_rate, 1),
+        "ador_clips_per_s": round(ador_rate, 1),
+        "adnet_over_ador": round(adnet_rate / ador_rate, 1),
+        "torch_threads": args.threads,
+        "machine": machine(),
+        "note": "random-initialised detector in proposals mode; ADOR at thesis sizes (dim 512, depth 4)",
+    }
     save_results("objects", result)
+
 
 if __name__ == "__main__":
     main()

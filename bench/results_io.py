@@ -1,4 +1,5 @@
 """Benchmarks print their result as one JSON line and commit it as bench/results/<name>.json and .md."""
+
 from __future__ import annotations
 
 import json

@@ -1,30 +1,41 @@
 """The `vad` command line: one console script, one subcommand per job.
 
-Exit codes: 0 all videos succeeded; 3 some videos failed (see the run manifest); 2 bad usage or configuration.
+Exit codes: 0 all videos succeeded; 3 some videos failed (see the run manifest); 2 bad usage or configuration
+(`UsageError`); 1 a refused job (`RefusedJob`). The commands catch only the project's errors (`VadError`);
+anything else is a bug, and says so.
 """
+
 from __future__ import annotations
 
+import functools
 import json
 import os
-from typing import Optional
+from collections.abc import Callable
+from typing import Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-app = typer.Typer(help="vad: find and localize anomalous events in recorded surveillance video.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+from anomaly_models.errors import UsageError, VadError
+
+app = typer.Typer(
+    help="vad: find and localize anomalous events in recorded surveillance video.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 EXIT_SOME_FAILED = 3
-EXIT_CONFIG = 2
 
 ConfigOpt = typer.Option(None, "--config", help="YAML settings file (flags > VAD_* env > file)")
 OutOpt = typer.Option(None, "--out", help="output root URL (default ./vad-data)")
 DaskOpt = typer.Option(None, "--dask-address", help="existing Dask scheduler, e.g. tcp://scheduler:8786")
 WorkersOpt = typer.Option(None, "--workers", help="LocalCluster worker processes (default 1)")
 GpuOpt = typer.Option(None, "--gpu-tasks/--no-gpu-tasks", help="tasks ask Dask for the GPU resource")
-IncludeOpt = typer.Option(None, "--include", help="only video ids matching this glob (repeatable), "
-                                                  "e.g. 'cam07/2026-11-28/*'")
+IncludeOpt = typer.Option(
+    None, "--include", help="only video ids matching this glob (repeatable), e.g. 'cam07/2026-11-28/*'"
+)
 
 
 def _prefect_defaults() -> None:
@@ -39,14 +50,35 @@ def _prefect_defaults() -> None:
     logging.getLogger("distributed").setLevel(logging.WARNING)
 
 
-def _settings(**flags):
-    from .settings import ConfigError, load_settings
+F = TypeVar("F", bound=Callable[..., Any])
 
-    try:
-        return load_settings(**flags)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(EXIT_CONFIG) from None
+
+def handled(command: F) -> F:
+    """The project's errors become one line and their documented exit code; anything else is reported as a bug."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except VadError as exc:
+            console.print(f"[red]error:[/red] {escape(str(exc))}")
+            raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            console.print(
+                f"[red]internal error (a bug in vad, please report it):[/red] "
+                f"{escape(f'{exc.__class__.__name__}: {exc}')}"
+            )
+            raise
+
+    return run  # type: ignore[return-value]
+
+
+def _settings(**flags):
+    from .settings import load_settings
+
+    return load_settings(**flags)
 
 
 def print_summary(summary: dict, title: str) -> None:
@@ -58,9 +90,9 @@ def print_summary(summary: dict, title: str) -> None:
     table.add_row(*(str(counts.get(c, 0)) for c in columns))
     console.print(table)
     for video_id, error in summary.get("failed", {}).items():
-        console.print(f"[red]failed[/red] {video_id}: {error}")
+        console.print(f"[red]failed[/red] {escape(video_id)}: {escape(error)}")
     for video_id, error in summary.get("quarantined", {}).items():
-        console.print(f"[yellow]quarantined earlier[/yellow] {video_id}: {error} (--force retries)")
+        console.print(f"[yellow]quarantined earlier[/yellow] {escape(video_id)}: {escape(error)} (--force retries)")
 
 
 def exit_for(summary: dict) -> None:
@@ -75,6 +107,7 @@ def main() -> None:
 
 
 @app.command()
+@handled
 def extract(
     archive: str = typer.Option(..., "--archive", help="archive root URL (folder or s3://bucket/prefix)"),
     out: Optional[str] = OutOpt,
@@ -89,11 +122,13 @@ def extract(
     gpu_tasks: Optional[bool] = GpuOpt,
     force: Optional[bool] = typer.Option(None, "--force/--no-force", help="re-extract current videos"),
     objects: Optional[bool] = typer.Option(None, "--objects/--no-objects", help="also centre-frame object features"),
-    detector: Optional[str] = typer.Option(None, help="fasterrcnn_mobilenet_v3_large_320_fpn | fasterrcnn_resnet50_fpn"),
+    detector: Optional[str] = typer.Option(
+        None, help="fasterrcnn_mobilenet_v3_large_320_fpn | fasterrcnn_resnet50_fpn"
+    ),
     detector_weights: Optional[str] = typer.Option(None, "--detector-weights", help="random | enum name | file"),
-    object_mode: Optional[str] = typer.Option(None, "--object-mode",
-                                              help="detections (score > threshold) | proposals (top-k RPN, for "
-                                                   "random-init detectors)"),
+    object_mode: Optional[str] = typer.Option(
+        None, "--object-mode", help="detections (score > threshold) | proposals (top-k RPN, for random-init detectors)"
+    ),
     object_threshold: Optional[float] = typer.Option(None, "--object-threshold", help="default 0.2"),
     max_objects: Optional[int] = typer.Option(None, "--max-objects", help="default 36"),
     include: Optional[list[str]] = IncludeOpt,
@@ -103,18 +138,38 @@ def extract(
     (and, with --objects, object features into <out>/objects/<detector_id>/)."""
     from .extract_flow import extract_features
 
-    settings = _settings(config_file=config, archive=archive, out=out, backbone=backbone, weights=weights,
-                         clip_len=clip_len, stride=stride, size=size, tokens=tokens, dask_address=dask_address,
-                         workers=workers, gpu_tasks=gpu_tasks, force=force, objects=objects, detector=detector,
-                         detector_weights=detector_weights, object_mode=object_mode,
-                         object_threshold=object_threshold, max_objects=max_objects, include=include or None)
-    if settings.extractor.is_random:
-        console.print(f"[yellow]note:[/yellow] {settings.backbone} is random-initialised (seed {settings.seed}); "
-                      "pretrained weights cannot be downloaded here")
+    settings = _settings(
+        config_file=config,
+        archive=archive,
+        out=out,
+        backbone=backbone,
+        weights=weights,
+        clip_len=clip_len,
+        stride=stride,
+        size=size,
+        tokens=tokens,
+        dask_address=dask_address,
+        workers=workers,
+        gpu_tasks=gpu_tasks,
+        force=force,
+        objects=objects,
+        detector=detector,
+        detector_weights=detector_weights,
+        object_mode=object_mode,
+        object_threshold=object_threshold,
+        max_objects=max_objects,
+        include=include or None,
+    )
+    spec = settings.extractor.spec
+    if spec.is_random:
+        console.print(
+            f"[yellow]note:[/yellow] {spec.backbone} is random-initialised (seed {spec.seed}); "
+            "pretrained weights cannot be downloaded here"
+        )
     summary = extract_features(settings)
-    console.print(f"features: {settings.out}/features/{summary['extractor_id']}/")
+    console.print(f"features: {settings.store.features_dir(summary['extractor_id'])}/", markup=False)
     if settings.detector_spec:
-        console.print(f"objects: {settings.out}/objects/{settings.detector_spec.detector_id}/")
+        console.print(f"objects: {settings.store.objects_dir(settings.detector_spec.detector_id)}/", markup=False)
     print_summary(summary, "extract")
     exit_for(summary)
 
@@ -123,20 +178,17 @@ FeaturesOpt = typer.Option(..., "--features", help="features folder of one extra
 AnnotationsOpt = typer.Option(..., "--annotations", help="UCF-Crime .txt, V2 .json or .csv (comma-join several)")
 
 
-def _fail(exc: Exception) -> None:
-    console.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(1)
-
-
 @app.command()
+@handled
 def train(
     features: str = FeaturesOpt,
     annotations: str = AnnotationsOpt,
     out: Optional[str] = OutOpt,
     model: Optional[str] = typer.Option(None, help="adnet | ador | mlp | edtcn"),
     objects: Optional[str] = typer.Option(None, "--objects", help="ADOR: object features <out>/objects/<detector_id>"),
-    model_options: Optional[str] = typer.Option(None, "--model-options",
-                                                help='JSON constructor arguments, e.g. \'{"dim": 64, "depth": 2}\''),
+    model_options: Optional[str] = typer.Option(
+        None, "--model-options", help='JSON constructor arguments, e.g. \'{"dim": 64, "depth": 2}\''
+    ),
     window: Optional[int] = typer.Option(None, help="clips per window (default 64)"),
     epochs: Optional[int] = typer.Option(None, help="default 30"),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 5e-4)"),
@@ -150,23 +202,29 @@ def train(
     try:
         options = json.loads(model_options) if model_options else None
     except json.JSONDecodeError as exc:
-        console.print(f"[red]error:[/red] --model-options is not JSON: {exc}")
-        raise typer.Exit(EXIT_CONFIG) from None
-    settings = _settings(config_file=config, out=out, model=model, window=window, epochs=epochs, lr=lr,
-                         threshold=threshold, model_options=options)
-    try:
-        result = train_model(settings, features, annotations, model_id, objects)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(exc)
-    except TypeError as exc:  # a model option the model does not take
-        console.print(f"[red]error:[/red] model_options: {exc}")
-        raise typer.Exit(EXIT_CONFIG) from None
-    console.print(f"model {result['model_id']}: {result['videos']} videos, {result['clips']} clips "
-                  f"({result['abnormal_clips']} abnormal), final loss {result['history'][-1]:.4f}")
-    console.print(f"saved: {settings.out}/models/{result['model_id']}/")
+        raise UsageError(f"--model-options is not JSON: {exc}") from None
+    settings = _settings(
+        config_file=config,
+        out=out,
+        model=model,
+        window=window,
+        epochs=epochs,
+        lr=lr,
+        threshold=threshold,
+        model_options=options,
+    )
+    card = train_model(settings, features, annotations, model_id, objects)
+    t = card.training
+    console.print(
+        f"model {card.model_id}: {t.videos} videos, {t.clips} clips ({t.abnormal_clips} abnormal), "
+        f"final loss {t.history[-1]:.4f}",
+        markup=False,
+    )
+    console.print(f"saved: {settings.store.model_dir(card.model_id)}/", markup=False)
 
 
 @app.command()
+@handled
 def score(
     features: str = FeaturesOpt,
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
@@ -178,36 +236,33 @@ def score(
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """Score every video under a features folder; writes scores, per-video reports and the index."""
-    from anomaly_models.checkpoint import CheckpointError
-    from tasks.model_inputs import MissingInputs
-
     from .score_flow import score_features
 
-    settings = _settings(config_file=config, out=out, dask_address=dask_address, workers=workers,
-                         gpu_tasks=gpu_tasks, force=force)
-    try:
-        summary = score_features(settings, features, model)
-    except (CheckpointError, FileNotFoundError, MissingInputs) as exc:
-        _fail(exc)
+    settings = _settings(
+        config_file=config, out=out, dask_address=dask_address, workers=workers, gpu_tasks=gpu_tasks, force=force
+    )
+    summary = score_features(settings, features, model)
     print_summary(summary, "score")
-    console.print(f"index: {summary['index']}")
+    console.print(f"index: {summary['index']}", markup=False)
     exit_for(summary)
 
 
 @app.command()
+@handled
 def report(
     model_id: str = typer.Option(..., "--model-id"),
     out: Optional[str] = OutOpt,
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """Rebuild the run index (index.html + segments.parquet) from every per-video report of a model."""
-    from tasks.reports import write_index
+    from tasks.jobs.report import write_index
 
     settings = _settings(config_file=config, out=out)
-    console.print(f"index: {write_index(settings.out, model_id, settings.storage_options)}")
+    console.print(f"index: {write_index(settings.store, model_id)}", markup=False)
 
 
 @app.command()
+@handled
 def evaluate(
     scores: list[str] = typer.Option(..., "--scores", help="scores folder <out>/scores/<model_id>; repeat to compare"),
     annotations: str = AnnotationsOpt,
@@ -221,13 +276,14 @@ def evaluate(
     settings = _settings(config_file=config)
     try:
         ks = tuple(float(k) / 100 for k in overlaps.split(","))
-        result = evaluate_flow(settings, scores, annotations, ks, threshold)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(exc)
+    except ValueError:
+        raise UsageError(f"--overlaps: expected comma-separated percentages like 10,25,50, got {overlaps!r}") from None
+    result = evaluate_flow(settings, scores, annotations, ks, threshold)
     console.print(result["markdown"], soft_wrap=True, markup=False)
 
 
 @app.command()
+@handled
 def scan(
     archive: str = typer.Option(..., "--archive", help="archive root URL"),
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
@@ -242,11 +298,22 @@ def scan(
     """The nightly job: extract what is new, score it, write reports and the index. Incremental."""
     from .scan_flow import scan as scan_flow
 
-    _run_scan(lambda s: scan_flow(s, model), "scan", config_file=config, archive=archive, out=out,
-              include=include or None, dask_address=dask_address, workers=workers, gpu_tasks=gpu_tasks, force=force)
+    _run_scan(
+        lambda s: scan_flow(s, model),
+        "scan",
+        config_file=config,
+        archive=archive,
+        out=out,
+        include=include or None,
+        dask_address=dask_address,
+        workers=workers,
+        gpu_tasks=gpu_tasks,
+        force=force,
+    )
 
 
 @app.command()
+@handled
 def backfill(
     archive: str = typer.Option(..., "--archive", help="archive root URL"),
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
@@ -262,17 +329,28 @@ def backfill(
     (whatever is done stays current)."""
     from .scan_flow import backfill as backfill_flow
 
-    _run_scan(lambda s: backfill_flow(s, model, chunk), "backfill", config_file=config, archive=archive, out=out,
-              include=include or None, dask_address=dask_address, workers=workers, gpu_tasks=gpu_tasks)
+    _run_scan(
+        lambda s: backfill_flow(s, model, chunk),
+        "backfill",
+        config_file=config,
+        archive=archive,
+        out=out,
+        include=include or None,
+        dask_address=dask_address,
+        workers=workers,
+        gpu_tasks=gpu_tasks,
+    )
 
 
 @app.command()
+@handled
 def serve(
     archive: str = typer.Option(..., "--archive", help="archive root URL"),
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
     out: Optional[str] = OutOpt,
-    include: Optional[list[str]] = typer.Option(None, "--include", help="globs; {yesterday} and {today} expand "
-                                                                        "at run time, e.g. 'cam*/{yesterday}/*'"),
+    include: Optional[list[str]] = typer.Option(
+        None, "--include", help="globs; {yesterday} and {today} expand at run time, e.g. 'cam*/{yesterday}/*'"
+    ),
     cron: str = typer.Option("0 2 * * *", help="schedule (cron, UTC)"),
     name: str = typer.Option("nightly-scan", help="deployment name"),
     dask_address: Optional[str] = DaskOpt,
@@ -285,29 +363,36 @@ def serve(
     from .serve import nightly_deployment
 
     if not PREFECT_API_URL.value():
-        _fail(ValueError("vad serve needs a Prefect server for schedules: run `prefect server start` and set "
-                         "PREFECT_API_URL (the ephemeral API does not run the scheduler)"))
-    settings = _settings(config_file=config, archive=archive, out=out, include=include or None,
-                         dask_address=dask_address, gpu_tasks=gpu_tasks)
+        raise VadError(
+            "vad serve needs a Prefect server for schedules: run `prefect server start` and set "
+            "PREFECT_API_URL (the ephemeral API does not run the scheduler)"
+        )
+    settings = _settings(
+        config_file=config,
+        archive=archive,
+        out=out,
+        include=include or None,
+        dask_address=dask_address,
+        gpu_tasks=gpu_tasks,
+    )
     from prefect import serve as prefect_serve
 
-    console.print(f"serving {name}: scan of {archive} on '{cron}' (UTC); Ctrl-C stops")
-    prefect_serve(nightly_deployment(settings, model, cron, name,
-                                     config_file=os.path.abspath(config) if config else None))
+    console.print(f"serving {name}: scan of {archive} on '{cron}' (UTC); Ctrl-C stops", markup=False)
+    prefect_serve(
+        nightly_deployment(settings, model, cron, name, config_file=os.path.abspath(config) if config else None)
+    )
 
 
 def _run_scan(run, title: str, **flags) -> None:
     settings = _settings(**flags)
-    try:
-        summary = run(settings)
-    except (FileNotFoundError, ValueError) as exc:  # incl. CheckpointError and MissingInputs
-        _fail(exc)
+    summary = run(settings)
     print_summary(summary, title)
-    console.print(f"index: {summary['index']}")
+    console.print(f"index: {summary['index']}", markup=False)
     exit_for(summary)
 
 
 @app.command()
+@handled
 def demo(
     out: str = typer.Option("./vad-demo", "--out", help="demo output folder"),
 ) -> None:
@@ -315,16 +400,19 @@ def demo(
     them side by side; print the F1@k table and the report index."""
     from .demo import demo as demo_flow
 
-    settings = _settings(out=os.path.abspath(out), size=64, window=32, tokens=True, objects=True,
-                         object_mode="proposals", max_objects=16)
-    console.print("[yellow]note:[/yellow] the r3d_18 backbone and the Faster R-CNN detector are RANDOM-INITIALISED "
-                  "(seed 0, 64 px crops; top-16 RPN proposals as objects): pretrained weights cannot be downloaded "
-                  "on this machine, so features are random projections")
+    settings = _settings(
+        out=os.path.abspath(out), size=64, window=32, tokens=True, objects=True, object_mode="proposals", max_objects=16
+    )
+    console.print(
+        "[yellow]note:[/yellow] the r3d_18 backbone and the Faster R-CNN detector are RANDOM-INITIALISED "
+        "(seed 0, 64 px crops; top-16 RPN proposals as objects): pretrained weights cannot be downloaded "
+        "on this machine, so features are random projections"
+    )
     result = demo_flow(settings)
     console.print(result["evaluation"]["markdown"], soft_wrap=True, markup=False)
     for name, index in result["indexes"].items():
-        console.print(f"{name} reports: {index}")
-    console.print(f"report index: {result['index']}")
+        console.print(f"{name} reports: {index}", markup=False)
+    console.print(f"report index: {result['index']}", markup=False)
 
 
 if __name__ == "__main__":

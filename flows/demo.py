@@ -2,14 +2,14 @@
 ephemeral API). Generates train and test splits, extracts action features, spatial tokens and object features,
 trains ADNet, ADOR and the thesis's MLP and ED-TCN baselines, scans the test split with each, and evaluates them
 side by side."""
+
 from __future__ import annotations
 
 import os
 
 from prefect import flow
 
-from tasks.storage import join
-from tasks.synthetic_archive import generate_archive, write_annotations
+from tasks.media.synthetic import generate_archive, write_annotations
 
 from .evaluate_flow import evaluate
 from .extract_flow import extract_features
@@ -19,34 +19,51 @@ from .settings import Settings
 from .train_flow import train_model
 
 # (model, epochs, lr, constructor options): small enough for 2 CPU cores
-DEMO_MODELS = [("ador", 40, 1e-3, {"dim": 64, "heads": 4, "depth": 2, "stages": 3}),
-               ("adnet", 100, 5e-4, {}), ("mlp", 100, 5e-4, {}), ("edtcn", 100, 5e-4, {})]
+DEMO_MODELS = [
+    ("ador", 40, 1e-3, {"dim": 64, "heads": 4, "depth": 2, "stages": 3}),
+    ("adnet", 100, 5e-4, {}),
+    ("mlp", 100, 5e-4, {}),
+    ("edtcn", 100, 5e-4, {}),
+]
 
 
 @flow(name="demo")
 def demo(settings: Settings, train_videos: int = 10, test_videos: int = 6) -> dict:
-    out = settings.out
+    out, store = settings.storage.out, settings.store
     archive, annotations = os.path.join(out, "demo-archive"), os.path.join(out, "demo-annotations")
     if not os.path.exists(os.path.join(annotations, "test.json")):
         say(f"generating a synthetic archive under {archive} ({train_videos} train, {test_videos} test videos)")
-        write_annotations(os.path.join(annotations, "train.json"),
-                          generate_archive(os.path.join(archive, "train"), train_videos, seed=1, prefix="train"))
-        write_annotations(os.path.join(annotations, "test.json"),
-                          generate_archive(os.path.join(archive, "test"), test_videos, seed=2, prefix="test"))
-    train_settings = settings.model_copy(update={"archive": os.path.join(archive, "train")})
+        write_annotations(
+            os.path.join(annotations, "train.json"),
+            generate_archive(os.path.join(archive, "train"), train_videos, seed=1, prefix="train"),
+        )
+        write_annotations(
+            os.path.join(annotations, "test.json"),
+            generate_archive(os.path.join(archive, "test"), test_videos, seed=2, prefix="test"),
+        )
+    train_settings = settings.replace(archive=os.path.join(archive, "train"))
     extracted = extract_features(train_settings)
-    features = join(out, "features", extracted["extractor_id"])
-    objects = join(out, "objects", settings.detector_spec.detector_id)
-    test_settings = settings.model_copy(update={"archive": os.path.join(archive, "test")})
+    features = store.features_dir(extracted["extractor_id"])
+    detector = settings.detector_spec
+    objects = store.objects_dir(detector.detector_id) if detector else None
+    test_settings = settings.replace(archive=os.path.join(archive, "test"))
     model_ids = {}
     for name, epochs, lr, options in DEMO_MODELS:
-        model_settings = train_settings.model_copy(update={"model": name, "epochs": epochs, "lr": lr,
-                                                           "model_options": options})
-        model_ids[name] = train_model(model_settings, features, os.path.join(annotations, "train.json"),
-                                      objects_url=objects if name == "ador" else None)["model_id"]
+        model_settings = train_settings.replace(model=name, epochs=epochs, lr=lr, model_options=options)
+        model_ids[name] = train_model(
+            model_settings,
+            features,
+            os.path.join(annotations, "train.json"),
+            objects_url=objects if name == "ador" else None,
+        ).model_id
     # the first scan (ADOR) extracts the test split with everything ADOR needs; the others only score and report
-    scans = {name: scan(test_settings, join(out, "models", model_id)) for name, model_id in model_ids.items()}
-    scores = [join(out, "scores", model_id) for model_id in model_ids.values()]
+    scans = {name: scan(test_settings, store.model_dir(model_id)) for name, model_id in model_ids.items()}
+    scores = [store.scores_dir(model_id) for model_id in model_ids.values()]
     evaluation = evaluate(settings, scores, os.path.join(annotations, "test.json"))
-    return {"extract": extracted, "scans": scans, "evaluation": evaluation, "index": scans["adnet"]["index"],
-            "indexes": {name: s["index"] for name, s in scans.items()}}
+    return {
+        "extract": extracted,
+        "scans": scans,
+        "evaluation": evaluation,
+        "index": scans["adnet"]["index"],
+        "indexes": {name: s["index"] for name, s in scans.items()},
+    }

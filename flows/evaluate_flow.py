@@ -1,33 +1,48 @@
 """evaluate: F1@k and frame AUC of one or more models' scores against temporal annotations."""
+
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from tasks.annotations import load_annotations
-import posixpath
-
-from tasks.evaluation import evaluate_scores, markdown_table, write_evaluation
-from tasks.manifest import DONE, SKIPPED, VideoOutcome, new_run_id, write_manifest
+from tasks.jobs.annotations import load_annotations
+from tasks.jobs.evaluate import evaluate_scores, markdown_table, write_evaluation
+from tasks.store.manifest import DONE, SKIPPED, VideoOutcome, new_run_id, write_manifest
+from tasks.store.output import OutputStore
 
 from .settings import Settings
 
 
 @flow(name="evaluate")
-def evaluate(settings: Settings, scores_urls: list[str], annotations_path: str,
-             overlaps: tuple[float, ...] = (0.1, 0.25, 0.5), threshold: float | None = None) -> dict:
+def evaluate(
+    settings: Settings,
+    scores_urls: list[str],
+    annotations_path: str,
+    overlaps: tuple[float, ...] = (0.1, 0.25, 0.5),
+    threshold: float | None = None,
+) -> dict:
     logger = get_run_logger()
     annotations = load_annotations(annotations_path)
     results = []
     for url in scores_urls:
-        result = evaluate_scores(url, annotations, threshold, overlaps, settings.storage_options)
-        result["written"] = write_evaluation(url, result, settings.storage_options)
+        store, model_id = OutputStore.locate(url, "scores", settings.storage.options)
+        result = evaluate_scores(store, model_id, annotations, threshold, overlaps)
+        result["written"] = write_evaluation(store, model_id, result)
         if result["unmatched_annotations"]:
             logger.warning("%d annotated names have no scores (not evaluated)", len(result["unmatched_annotations"]))
         results.append(result)
-        outcomes = [VideoOutcome(v, DONE, "evaluate") for v in result["evaluated_videos"]] + \
-            [VideoOutcome(v, SKIPPED, "evaluate", error="no annotation") for v in result["unannotated_videos"]]
-        out_root = posixpath.dirname(posixpath.dirname(url.rstrip("/")))  # <out>/scores/<model_id>
-        write_manifest(out_root, new_run_id("evaluate"), outcomes,
-                       {"flow": "evaluate", "model_id": result["model_id"], "f1": result["f1"], "auc": result["auc"],
-                        "annotations": annotations_path}, settings.storage_options)
+        outcomes = [VideoOutcome(v, DONE, "evaluate") for v in result["evaluated_videos"]] + [
+            VideoOutcome(v, SKIPPED, "evaluate", error="no annotation") for v in result["unannotated_videos"]
+        ]
+        write_manifest(
+            store,
+            new_run_id("evaluate"),
+            outcomes,
+            {
+                "flow": "evaluate",
+                "model_id": model_id,
+                "f1": result["f1"],
+                "auc": result["auc"],
+                "annotations": annotations_path,
+            },
+        )
     return {"results": results, "markdown": markdown_table(results)}

@@ -1,4 +1,5 @@
 """Progress over Prefect futures with rich, and the closing summary line."""
+
 from __future__ import annotations
 
 from prefect.futures import as_completed
@@ -23,4 +24,4 @@ def wait_with_progress(futures, description: str) -> list:
 def say(message: str) -> None:
     """Print to the terminal. Flow functions call this rather than holding `console` themselves: Prefect ships a
     flow's function (and the globals it names) to Dask workers, and a Console holds a lock that cannot be pickled."""
-    console.print(message)
+    console.print(message, markup=False)

@@ -1,7 +1,21 @@
-"""One typed settings object: a YAML file, then VAD_* environment variables, then CLI flags (flags win).
+"""One typed settings object in sections: a YAML file, then VAD_* environment variables, then CLI flags (flags win).
 
-Unknown keys are errors that name the field. `storage_options` go to fsspec for remote URLs and are never printed.
+```yaml
+storage:   {out: s3://vad, archive: s3://cams, options: {endpoint_url: "http://minio:9000"}}
+extractor: {backbone: r3d_18, weights: random, clip_len: 16, stride: 16, size: 112, tokens: false}
+detector:  {enabled: false, name: fasterrcnn_mobilenet_v3_large_320_fpn, mode: detections, max_objects: 36}
+model:     {name: adnet, window: 64, epochs: 30, threshold: 0.5}
+cluster:   {dask_address: tcp://scheduler:8786, workers: 1, threads: 2, gpu_tasks: false}
+schedule:  {include: ["cam*/{yesterday}/*"], force: false}
+```
+
+Each field also has one flat name, used by CLI flags and environment variables (`VAD_BACKBONE`, `VAD_WINDOW`,
+`VAD_STORAGE_OPTIONS`, ...; see `FLAT`) and accepted as a top-level YAML key, as before the sections. Unknown keys
+are errors that name the field. Dict-valued fields (storage and model options) come whole from the highest layer
+that sets them, never merged: credentials for one endpoint must never meet another layer's endpoint.
+`storage.options` go to fsspec for remote URLs and are never printed or stored with flow parameters.
 """
+
 from __future__ import annotations
 
 import json
@@ -9,25 +23,33 @@ import os
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError,
-                               YamlConfigSettingsSource)
+from anomaly_models.errors import UsageError
+from anomaly_models.registry import MODELS
+from tasks.jobs.extract import ExtractJob
+from tasks.media.backbones import BACKBONES, ExtractorSpec, backbone_class, check_spec
+from tasks.media.detectors import DETECTORS, DetectorSpec
+from tasks.models.card import ModelCard
+from tasks.store.archive import Archive
+from tasks.store.output import OutputStore
 
-from tasks.detectors import DETECTORS, DetectorSpec
-from tasks.extractors import BACKBONES, ExtractorSpec, backbone_class, check_spec
 
-
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     pass
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="VAD_", extra="forbid", validate_default=True)
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
+
+class StorageSettings(Section):
     out: str = Field("./vad-data", description="output root URL (local folder or s3://...)")
     archive: str | None = Field(None, description="archive root URL")
-    include: list[str] = Field(default_factory=list, description="only video ids matching these globs")
+    options: dict[str, Any] = Field(default_factory=dict, repr=False, exclude=True)  # never stored/logged
+
+
+class ExtractorSettings(Section):
     backbone: str = "r3d_18"
     weights: str = Field("random", description="'random' (seeded init), a torchvision enum name, or a local file")
     seed: int = 0
@@ -36,28 +58,6 @@ class Settings(BaseSettings):
     size: int | None = Field(None, ge=16, description="crop size; default: the backbone's native size")
     batch_size: int = Field(8, ge=1, description="clips per forward pass")
     tokens: bool = Field(False, description="also store spatial token maps (for ADOR)")
-    dask_address: str | None = Field(None, description="tcp://scheduler:8786 of an existing cluster")
-    workers: int = Field(1, ge=1, description="LocalCluster worker processes")
-    threads: int = Field(2, ge=1, description="torch threads per worker process")
-    gpu_tasks: bool = Field(False, description="extraction/scoring tasks ask Dask for the GPU resource")
-    storage_options: dict[str, Any] = Field(default_factory=dict, repr=False, exclude=True)  # never stored/logged
-    force: bool = False
-    objects: bool = Field(False, description="also extract centre-frame object features (for ADOR)")
-    detector: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
-    detector_weights: str = "random"
-    object_threshold: float = Field(0.2, ge=0, le=1)
-    max_objects: int = Field(36, ge=1)
-    object_mode: str = Field("detections", pattern="^(detections|proposals)$",
-                             description="'proposals' keeps the top-k RPN proposals (for random-init detectors)")
-    detector_size: int | None = Field(None, ge=32, description="detector min_size; default: the detector's")
-    model_options: dict[str, Any] = Field(default_factory=dict, description="extra model constructor arguments")
-    model: str = Field("adnet", description="temporal model to train")
-    window: int = Field(64, ge=2, description="clips per window (W)")
-    epochs: int = Field(30, ge=1)
-    lr: float | None = Field(None, gt=0, description="default: 5e-4, ADOR 5e-5 (the thesis)")
-    threshold: float | None = Field(None, ge=0, le=1, description="a clip is anomalous when its score > threshold; "
-                                    "training stores it with the model (default 0.5), reports use the model's")
-    score_batch: int = Field(16, ge=1, description="videos per scoring task")
 
     @field_validator("backbone")
     @classmethod
@@ -66,101 +66,253 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown backbone {v!r}; known: {sorted(BACKBONES)}")
         return v
 
-    @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = settings_cls.model_config.get("yaml_file") or os.environ.get("VAD_CONFIG_FILE")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if path:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
-        return tuple(sources)
-
-    def for_model(self, config: dict) -> "Settings":
-        """The same settings with the inputs a trained model needs (scan extracts what the model was trained on)."""
-        spec = config["extractor_spec"]
-        update = {k: spec[k] for k in ("backbone", "weights", "clip_len", "stride", "size", "seed") if k in spec}
-        update["tokens"] = bool(config.get("needs_tokens"))
-        det = config.get("detector_spec")
-        update["objects"] = det is not None
-        if det:
-            update.update(detector=det["detector"], detector_weights=det["weights"], object_mode=det["mode"],
-                          object_threshold=det["score_threshold"], max_objects=det["max_objects"],
-                          detector_size=det["min_size"])
-        return self.model_copy(update=update)
-
     @model_validator(mode="after")
-    def _backbone_takes_these_inputs(self) -> "Settings":
-        check_spec(backbone_class(self.backbone), self.extractor)
+    def _backbone_takes_these_inputs(self) -> ExtractorSettings:
+        check_spec(backbone_class(self.backbone), self.spec)
         return self
 
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, v: str) -> str:
-        from tasks.model_inputs import DEFAULTS
+    @property
+    def spec(self) -> ExtractorSpec:
+        return ExtractorSpec(self.backbone, self.weights, self.clip_len, self.stride, self.size, self.seed)
 
-        if v not in DEFAULTS:
-            raise ValueError(f"unknown model {v!r}; known: {sorted(DEFAULTS)}")
-        return v
 
-    @field_validator("detector")
+class DetectorSettings(Section):
+    enabled: bool = Field(False, description="also extract centre-frame object features (for ADOR)")
+    name: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    weights: str = "random"
+    threshold: float = Field(0.2, ge=0, le=1)
+    max_objects: int = Field(36, ge=1)
+    mode: str = Field(
+        "detections",
+        pattern="^(detections|proposals)$",
+        description="'proposals' keeps the top-k RPN proposals (for random-init detectors)",
+    )
+    size: int | None = Field(None, ge=32, description="detector min_size; default: the detector's")
+
+    @field_validator("name")
     @classmethod
     def _known_detector(cls, v: str) -> str:
         if v not in DETECTORS:
             raise ValueError(f"unknown detector {v!r}; known: {sorted(DETECTORS)}")
         return v
 
+
+class ModelSettings(Section):
+    name: str = Field("adnet", description="temporal model to train")
+    window: int = Field(64, ge=2, description="clips per window (W)")
+    epochs: int = Field(30, ge=1)
+    lr: float | None = Field(None, gt=0, description="default: the model's (5e-4; ADOR 5e-5, the thesis)")
+    threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="a clip is anomalous when its score > threshold; "
+        "training stores it with the model (default 0.5), reports use the model's",
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="extra model constructor arguments")
+    score_batch: int = Field(16, ge=1, description="videos per scoring task")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        if v not in MODELS:
+            raise ValueError(f"unknown model {v!r}; known: {sorted(MODELS)}")
+        return v
+
+
+class ClusterSettings(Section):
+    dask_address: str | None = Field(None, description="tcp://scheduler:8786 of an existing cluster")
+    workers: int = Field(1, ge=1, description="LocalCluster worker processes")
+    threads: int = Field(2, ge=1, description="torch threads per worker process")
+    gpu_tasks: bool = Field(False, description="extraction/scoring tasks ask Dask for the GPU resource")
+
+
+class ScheduleSettings(Section):
+    include: list[str] = Field(
+        default_factory=list, description="only video ids matching these globs; {today}/{yesterday} expand at run time"
+    )
+    force: bool = Field(False, description="redo work that is current")
+
+
+class Settings(Section):
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    extractor: ExtractorSettings = Field(default_factory=ExtractorSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+
+    @property
+    def store(self) -> OutputStore:
+        return OutputStore(self.storage.out, self.storage.options)
+
+    @property
+    def archive(self) -> Archive:
+        if not self.storage.archive:
+            raise ConfigError("archive: no archive URL given (--archive or storage.archive)")
+        return Archive(self.storage.archive, self.storage.options)
+
     @property
     def detector_spec(self) -> DetectorSpec | None:
-        if not self.objects:
+        d, e = self.detector, self.extractor
+        if not d.enabled:
             return None
-        return DetectorSpec(self.detector, self.detector_weights, self.object_threshold, self.max_objects,
-                            self.object_mode, self.detector_size, self.clip_len, self.stride, self.seed)
+        return DetectorSpec(d.name, d.weights, d.threshold, d.max_objects, d.mode, d.size, e.clip_len, e.stride, e.seed)
 
     @property
-    def extractor(self) -> ExtractorSpec:
-        return ExtractorSpec(self.backbone, self.weights, self.clip_len, self.stride, self.size, self.seed)
+    def extract_job(self) -> ExtractJob:
+        return ExtractJob(
+            self.extractor.spec,
+            self.extractor.tokens,
+            self.detector_spec,
+            self.extractor.batch_size,
+            self.cluster.threads,
+            self.schedule.force,
+        )
+
+    def replace(self, **flat: Any) -> Settings:
+        """A copy with some fields changed, by flat name (e.g. window=32, storage_options={...})."""
+        data = self.model_dump()
+        data["storage"]["options"] = dict(self.storage.options)
+        for name, value in flat.items():
+            section, field = _flat(name)
+            data[section][field] = value
+        return _validate(data)
+
+    def for_card(self, card: ModelCard) -> Settings:
+        """The same settings with the inputs a trained model needs (a scan extracts what the model was trained
+        on)."""
+        if card.extractor is None:
+            raise ConfigError(
+                f"model {card.model_id}: its card names no extractor spec, so a scan cannot extract "
+                f"its features ({card.extractor_id}); score existing features with `vad score`"
+            )
+        spec, det = card.extractor, card.detector
+        update: dict[str, Any] = {
+            "backbone": spec.backbone,
+            "weights": spec.weights,
+            "clip_len": spec.clip_len,
+            "stride": spec.stride,
+            "size": spec.size,
+            "seed": spec.seed,
+            "tokens": card.needs_tokens,
+            "objects": det is not None,
+        }
+        if det:
+            update.update(
+                detector=det.detector,
+                detector_weights=det.weights,
+                object_mode=det.mode,
+                object_threshold=det.score_threshold,
+                max_objects=det.max_objects,
+                detector_size=det.min_size,
+            )
+        settings = self.replace(**update)
+        if settings.extractor.spec.extractor_id != card.extractor_id:
+            raise ConfigError(
+                f"cannot rebuild extractor {card.extractor_id} from model {card.model_id}'s card "
+                f"(got {settings.extractor.spec.extractor_id})"
+            )
+        return settings
 
 
-WHOLE_FIELDS = ("storage_options", "model_options")
+# flat name (flags, VAD_* environment variables, top-level YAML keys) -> (section, field)
+FLAT: dict[str, tuple[str, str]] = {
+    "out": ("storage", "out"),
+    "archive": ("storage", "archive"),
+    "storage_options": ("storage", "options"),
+    **{f: ("extractor", f) for f in ExtractorSettings.model_fields},
+    "objects": ("detector", "enabled"),
+    "detector": ("detector", "name"),
+    "detector_weights": ("detector", "weights"),
+    "object_threshold": ("detector", "threshold"),
+    "max_objects": ("detector", "max_objects"),
+    "object_mode": ("detector", "mode"),
+    "detector_size": ("detector", "size"),
+    "model": ("model", "name"),
+    "window": ("model", "window"),
+    "epochs": ("model", "epochs"),
+    "lr": ("model", "lr"),
+    "threshold": ("model", "threshold"),
+    "model_options": ("model", "options"),
+    "score_batch": ("model", "score_batch"),
+    **{f: ("cluster", f) for f in ClusterSettings.model_fields},
+    **{f: ("schedule", f) for f in ScheduleSettings.model_fields},
+}
+SECTIONS = tuple(Settings.model_fields)
+STRUCTURED = {"storage_options", "model_options", "include"}  # JSON in environment variables
 
 
-def _whole_field(key: str, given: dict, config_file: str | None) -> dict:
-    """Flags, else VAD_<KEY> (JSON), else the config file, else {} -- one layer wins (credentials for one endpoint
-    must never be mixed with another layer's endpoint)."""
-    if key in given:
-        return given[key]
-    env = os.environ.get(f"VAD_{key.upper()}")
-    if env is not None:
-        try:
-            return json.loads(env)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"invalid configuration: {key}: VAD_{key.upper()} is not JSON ({exc})") from None
-    if config_file:
-        with open(config_file) as f:
-            return (yaml.safe_load(f) or {}).get(key) or {}
-    return {}
-
-
-def load_settings(config_file: str | None = None, **flags) -> Settings:
-    """Flags that are None were not given and do not override lower layers."""
-    given = {k: v for k, v in flags.items() if v is not None}
-    cls = Settings
-    if config_file:
-        if not os.path.exists(config_file):
-            raise ConfigError(f"config file not found: {config_file}")
-
-        class FileSettings(Settings):  # the same settings, read from this file below env and flags
-            model_config = SettingsConfigDict(yaml_file=config_file)
-
-        cls = FileSettings
+def _flat(name: str) -> tuple[str, str]:
     try:
-        loaded = cls(**given)
-        values = dict(loaded)
-        for key in WHOLE_FIELDS:  # taken whole from the highest layer that sets them, never merged across layers
-            values[key] = _whole_field(key, given, config_file)
-        return Settings.model_validate(values) if values != dict(loaded) or cls is not Settings else loaded
+        return FLAT[name]
+    except KeyError:
+        raise ConfigError(f"invalid configuration: {name}: unknown setting") from None
+
+
+def _validate(data: dict[str, Any]) -> Settings:
+    try:
+        return Settings.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}") from None
-    except SettingsError as exc:  # e.g. VAD_STORAGE_OPTIONS that is not JSON
-        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def _file_layer(path: str) -> dict[str, Any]:
+    """The YAML file as sections; flat top-level keys go to their section, unknown ones stay (and are named)."""
+    if not os.path.exists(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid configuration: {path} is not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid configuration: {path} must hold a mapping of settings")
+    layer: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"invalid configuration: {key}: expected a mapping of settings in {path}")
+            layer.setdefault(key, {}).update(value)
+        elif key in FLAT:
+            section, field = FLAT[key]
+            layer.setdefault(section, {})[field] = value
+        else:
+            layer[key] = value  # an unknown key: validation names it
+    return layer
+
+
+def _env_layer() -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, (section, field) in FLAT.items():
+        value = os.environ.get(f"VAD_{name.upper()}")
+        if value is None:
+            continue
+        if name in STRUCTURED:
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"invalid configuration: {name}: VAD_{name.upper()} is not JSON ({exc})") from None
+        layer.setdefault(section, {})[field] = value
+    return layer
+
+
+def load_settings(config_file: str | None = None, **flags: Any) -> Settings:
+    """Flags that are None were not given and do not override lower layers. Each layer sets whole fields: a higher
+    layer replaces a field's value (dicts included), it never merges into it."""
+    config_file = config_file or os.environ.get("VAD_CONFIG_FILE")
+    merged: dict[str, Any] = {}
+    layers = [_file_layer(config_file) if config_file else {}, _env_layer()]
+    layers.append({})
+    for name, value in flags.items():
+        if value is not None:
+            section, field = _flat(name)
+            layers[-1].setdefault(section, {})[field] = value
+    for layer in layers:
+        for key, value in layer.items():
+            if key in SECTIONS and isinstance(value, dict):
+                merged.setdefault(key, {}).update(value)
+            else:
+                merged[key] = value
+    return _validate(merged)

@@ -1,1 +1,2 @@
-"""Prefect tasks and the plain functions behind them: discover, decode, features, storage, scoring, reports."""
+"""Plain Python per-video work, by role: `store` (where data lives), `media` (decoding, backbones, detectors),
+`models` (model cards, checkpoints, inputs) and `jobs` (extract, plan, score, report, train, evaluate)."""

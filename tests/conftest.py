@@ -1,4 +1,5 @@
 """Shared fixtures: a Prefect test API for the session, generated archives, a moto S3 endpoint."""
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ def prefect_api():
 @pytest.fixture(scope="session")
 def small_archive(tmp_path_factory):
     """Four short generated videos (two abnormal) and their V2 annotations, plus the real corrupted video."""
-    from tasks.synthetic_archive import generate_archive, write_annotations
+    from tasks.media.synthetic import generate_archive, write_annotations
 
     root = tmp_path_factory.mktemp("archive")
     videos = root / "videos"
@@ -52,9 +53,9 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A real HTTP S3 endpoint (moto) that Dask worker processes can reach."""
-    from moto.server import ThreadedMotoServer
-
     import logging
+
+    from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = free_port()
@@ -95,7 +96,18 @@ def extracted(prefect_api, small_archive, tmp_path_factory):
 def trained_model(extracted, small_archive):
     """A small ADNet trained with `vad train` on the extracted features; returns the model folder."""
     _, out, _ = extracted
-    result = vad("train", "--features", out / "features" / EXTRACTOR, "--annotations",
-                 small_archive / "annotations.json", "--out", out, "--epochs", 150, "--window", 16)
+    result = vad(
+        "train",
+        "--features",
+        out / "features" / EXTRACTOR,
+        "--annotations",
+        small_archive / "annotations.json",
+        "--out",
+        out,
+        "--epochs",
+        150,
+        "--window",
+        16,
+    )
     assert result.exit_code == 0, result.output
     return out / "models" / f"adnet-w16-{EXTRACTOR}"

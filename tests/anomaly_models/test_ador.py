@@ -3,7 +3,7 @@ import time
 
 import torch
 
-from anomaly_models import ADNet, ADOR, EDTCN, MLP, TrainConfig, predict, train
+from anomaly_models import ADOR, EDTCN, MLP, ADNet, TrainConfig, predict, train
 from anomaly_models.ador import GeometryBias, relative_geometry
 from anomaly_models.metrics import f1_at_k
 from anomaly_models.synthetic import generated_relation_sequences
@@ -17,8 +17,12 @@ def inputs(b=2, t=12, m=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     boxes = torch.rand(b, t, m, 2, generator=g) * 0.5
     boxes = torch.cat([boxes, boxes + 0.2 + torch.rand(b, t, m, 2, generator=g) * 0.2], -1)
-    return (torch.randn(b, t, 4, 16, generator=g), torch.randn(b, t, m, 16, generator=g), boxes,
-            torch.ones(b, t, m, dtype=torch.bool))
+    return (
+        torch.randn(b, t, 4, 16, generator=g),
+        torch.randn(b, t, m, 16, generator=g),
+        boxes,
+        torch.ones(b, t, m, dtype=torch.bool),
+    )
 
 
 def test_ador_padded_clips_and_missing_objects_do_not_change_valid_outputs():

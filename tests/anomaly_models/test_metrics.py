@@ -42,12 +42,17 @@ def test_counts_sum_over_videos_before_f1():
 
 
 def test_odd_overlaps_round_trip_into_tables():
-    from tasks.evaluation import markdown_table
+    from tasks.jobs.evaluate import markdown_table
 
     r = f1_at_k([[0, 1, 1]], [[0, 1, 1]], overlaps=(0.29, 0.57))
     assert set(r["abnormal"]) == {0.29, 0.57}
-    result = {"model_id": "m", "overlaps": [int(round(k * 100)) for k in (0.29, 0.57)], "auc": None, "per_class": {},
-              "f1": {v: {str(int(round(k * 100))): x for k, x in row.items()} for v, row in r.items()}}
+    result = {
+        "model_id": "m",
+        "overlaps": [int(round(k * 100)) for k in (0.29, 0.57)],
+        "auc": None,
+        "per_class": {},
+        "f1": {v: {str(int(round(k * 100))): x for k, x in row.items()} for v, row in r.items()},
+    }
     assert "abnormal F1@29" in markdown_table([result])
 
 

@@ -1,5 +1,6 @@
 """ADOR end to end on real flows: extract tokens + objects, train ADOR, scan a fresh output root (the scan
 extracts what the model needs), and a clear refusal when features lack ADOR's inputs."""
+
 import json
 import shutil
 
@@ -20,10 +21,27 @@ def ador_model(prefect_api, small_archive, tmp_path_factory):
     result = vad("extract", "--archive", archive, "--out", out, *FAST, *OBJECTS)
     assert result.exit_code == 3, result.output  # the corrupted video
     assert (out / "objects" / DETECTOR / "Explosion" / "000.mp4.parquet").exists()
-    result = vad("train", "--model", "ador", "--features", out / "features" / EXTRACTOR,
-                 "--objects", out / "objects" / DETECTOR, "--annotations", small_archive / "annotations.json",
-                 "--out", out, "--epochs", 5, "--window", 16, "--lr", "1e-3",
-                 "--model-options", json.dumps({"dim": 32, "heads": 4, "depth": 2, "stages": 2}))
+    result = vad(
+        "train",
+        "--model",
+        "ador",
+        "--features",
+        out / "features" / EXTRACTOR,
+        "--objects",
+        out / "objects" / DETECTOR,
+        "--annotations",
+        small_archive / "annotations.json",
+        "--out",
+        out,
+        "--epochs",
+        5,
+        "--window",
+        16,
+        "--lr",
+        "1e-3",
+        "--model-options",
+        json.dumps({"dim": 32, "heads": 4, "depth": 2, "stages": 2}),
+    )
     assert result.exit_code == 0, result.output
     return archive, out / "models" / MODEL_ID
 

@@ -1,5 +1,6 @@
 """`vad scan --dask-address ... --gpu-tasks` on an existing cluster: a `dask scheduler` and two `dask worker`
 processes, one started with `--resources GPU=1`. The scheduler's task records say where each task ran."""
+
 import os
 import subprocess
 import sys
@@ -14,8 +15,12 @@ BIN = os.path.dirname(sys.executable)
 
 
 def _start(args, log):
-    return subprocess.Popen([os.path.join(BIN, "dask"), *args], stdout=log, stderr=subprocess.STDOUT,
-                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    return subprocess.Popen(
+        [os.path.join(BIN, "dask"), *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +28,36 @@ def cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("dask-logs")
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    procs = [_start(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
-                    open(logs / "scheduler.log", "w"))]
+    procs = [
+        _start(
+            ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
+            open(logs / "scheduler.log", "w"),
+        )
+    ]
     time.sleep(1.5)
-    procs.append(_start(["worker", address, "--nthreads", "1", "--name", "gpu-worker", "--resources", "GPU=1",
-                         "--dashboard-address", ":0"], open(logs / "gpu.log", "w")))
-    procs.append(_start(["worker", address, "--nthreads", "1", "--name", "cpu-worker", "--dashboard-address", ":0"],
-                        open(logs / "cpu.log", "w")))
+    procs.append(
+        _start(
+            [
+                "worker",
+                address,
+                "--nthreads",
+                "1",
+                "--name",
+                "gpu-worker",
+                "--resources",
+                "GPU=1",
+                "--dashboard-address",
+                ":0",
+            ],
+            open(logs / "gpu.log", "w"),
+        )
+    )
+    procs.append(
+        _start(
+            ["worker", address, "--nthreads", "1", "--name", "cpu-worker", "--dashboard-address", ":0"],
+            open(logs / "cpu.log", "w"),
+        )
+    )
     client = Client(address, timeout=60)
     client.wait_for_workers(2, timeout=90)
     yield address, client
@@ -44,8 +72,18 @@ def test_gpu_tasks_run_only_on_the_gpu_worker(cluster, trained_model, small_arch
     address, client = cluster
     workers = {info["name"]: addr for addr, info in client.scheduler_info()["workers"].items()}
     client.get_task_stream()  # registers the scheduler's task-stream plugin before the run
-    result = vad("scan", "--archive", small_archive / "videos", "--model", trained_model, "--out", tmp_path / "out",
-                 "--dask-address", address, "--gpu-tasks")
+    result = vad(
+        "scan",
+        "--archive",
+        small_archive / "videos",
+        "--model",
+        trained_model,
+        "--out",
+        tmp_path / "out",
+        "--dask-address",
+        address,
+        "--gpu-tasks",
+    )
     assert result.exit_code == 3, result.output  # the corrupted video fails; the others are reported
     records = client.get_task_stream()
     gpu_keys = [r for r in records if str(r["key"]).startswith(("extract_video_task", "score_batch_task"))]

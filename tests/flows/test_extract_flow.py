@@ -1,4 +1,5 @@
 """`vad extract` end to end on real Prefect flows and a real Dask LocalCluster."""
+
 import json
 import os
 
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 from flows.cli import EXIT_SOME_FAILED
-from tasks.feature_store import read_table
+from tasks.store.output import OutputStore
 from tests.conftest import EXTRACTOR, FAST, vad
 
 
@@ -34,7 +35,7 @@ def test_corrupted_video_is_failed_with_reason_and_others_done(local_run):
     assert "DECORDError" in manifest.loc["corrupted.mp4", "error"]
     done = manifest[manifest.status == "done"]
     assert len(done) == 4 and (done.clips > 0).all()
-    table = read_table(os.path.join(out, "features", EXTRACTOR, "Normal", "003.mp4.parquet"))
+    table = OutputStore(out).read_table(os.path.join(out, "features", EXTRACTOR, "Normal", "003.mp4.parquet"))
     assert table.metadata["extractor_id"] == EXTRACTOR and float(table.metadata["fps"]) == 16.0
     assert table.features.shape[1] == 512
     assert not os.path.exists(os.path.join(out, "features", EXTRACTOR, "corrupted.mp4.parquet"))
@@ -65,15 +66,19 @@ def test_s3_archive_and_output_identical_to_local(local_run, s3_endpoint, monkey
     result = vad("extract", "--archive", "s3://vad-test/archive", "--out", "s3://vad-test/out", *FAST)
     assert result.exit_code == EXIT_SOME_FAILED, result.output
     assert s3_endpoint["secret"] not in result.output
-    s3_ids = sorted(p.split(f"{EXTRACTOR}/")[1] for p in fs.find(f"vad-test/out/features/{EXTRACTOR}")
-                    if p.endswith(".parquet"))
-    assert s3_ids == ["Explosion/000.mp4.parquet", "Fighting/001.mp4.parquet", "Normal/002.mp4.parquet",
-                      "Normal/003.mp4.parquet"]
-    from tasks.feature_store import read_table as read
-
+    s3_ids = sorted(
+        p.split(f"{EXTRACTOR}/")[1] for p in fs.find(f"vad-test/out/features/{EXTRACTOR}") if p.endswith(".parquet")
+    )
+    assert s3_ids == [
+        "Explosion/000.mp4.parquet",
+        "Fighting/001.mp4.parquet",
+        "Normal/002.mp4.parquet",
+        "Normal/003.mp4.parquet",
+    ]
+    remote_store, local_store = OutputStore("s3://vad-test/out", s3_endpoint), OutputStore(out)
     for rel in s3_ids:
-        remote = read(f"s3://vad-test/out/features/{EXTRACTOR}/{rel}", s3_endpoint)
-        local = read(os.path.join(out, "features", EXTRACTOR, rel))
+        remote = remote_store.read_table(f"s3://vad-test/out/features/{EXTRACTOR}/{rel}")
+        local = local_store.read_table(os.path.join(out, "features", EXTRACTOR, rel))
         np.testing.assert_allclose(remote.features, local.features, rtol=1e-5, atol=1e-5)
         for col in ("clip_index", "start_frame", "end_frame", "center_frame", "start_s", "end_s"):
             np.testing.assert_array_equal(remote.column(col), local.column(col))

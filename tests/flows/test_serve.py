@@ -3,7 +3,7 @@ from datetime import date
 from flows.scan_flow import dated_globs
 from flows.serve import nightly_deployment
 from flows.settings import Settings
-from tasks.discover import discover_videos
+from tasks.store.archive import discover_videos
 from tests.conftest import vad
 
 
@@ -17,17 +17,23 @@ def test_dated_globs_pick_last_nights_folders(tmp_path):
 
 
 def test_nightly_deployment_schedule_and_parameters_without_secrets():
-    settings = Settings(archive="s3://cams", out="s3://vad", include=["cam*/{yesterday}/*"],
-                        storage_options={"secret": "NEVER-IN-PARAMS"})
+    settings = Settings().replace(
+        archive="s3://cams",
+        out="s3://vad",
+        include=["cam*/{yesterday}/*"],
+        storage_options={"secret": "NEVER-IN-PARAMS"},
+    )
     deployment = nightly_deployment(settings, "s3://vad/models/m1", cron="30 1 * * *", config_file="/etc/vad.yaml")
     assert deployment.name == "nightly-scan" and deployment.flow_name == "scan"
     assert deployment.schedules[0].schedule.cron == "30 1 * * *"
     params = deployment.parameters
-    assert params["model_url"] == "s3://vad/models/m1" and params["settings"]["include"] == ["cam*/{yesterday}/*"]
+    assert params["model_url"] == "s3://vad/models/m1" and params["settings"]["schedule"]["include"] == [
+        "cam*/{yesterday}/*"
+    ]
     assert "NEVER-IN-PARAMS" not in str(params)
     assert params["config_file"] == "/etc/vad.yaml"  # storage options are re-read from it at run time
     # the flow run rebuilds Settings from these parameters (the secret comes from the serving process's env)
-    assert Settings.model_validate(params["settings"]).archive == "s3://cams"
+    assert Settings.model_validate(params["settings"]).storage.archive == "s3://cams"
 
 
 def test_serve_refuses_without_a_prefect_server(monkeypatch, tmp_path):

@@ -13,21 +13,31 @@ def test_precedence_file_then_env_then_flags(tmp_path, monkeypatch):
     monkeypatch.setenv("VAD_BACKBONE", "r2plus1d_18")
     monkeypatch.setenv("VAD_WINDOW", "48")
     s = load_settings(config_file=str(cfg), window=16, out=None)
-    assert s.out == "/from/file" and s.backbone == "r2plus1d_18" and s.window == 16
-    assert s.storage_options == {"anon": True} and type(s) is Settings
-    assert load_settings().out == "./vad-data"  # the file does not leak into later loads
+    assert s.storage.out == "/from/file" and s.extractor.backbone == "r2plus1d_18" and s.model.window == 16
+    assert s.storage.options == {"anon": True} and type(s) is Settings
+    assert load_settings().storage.out == "./vad-data"  # the file does not leak into later loads
+    sectioned = tmp_path / "sections.yaml"  # the same settings in sections
+    sectioned.write_text(
+        "storage: {out: /from/file, options: {anon: true}}\nextractor: {backbone: mc3_18}\nmodel: {window: 32}\n"
+    )
+    s = load_settings(config_file=str(sectioned), window=16)
+    assert s.storage.out == "/from/file" and s.extractor.backbone == "r2plus1d_18" and s.model.window == 16
+    assert s.storage.options == {"anon": True}
 
 
 def test_dict_settings_come_whole_from_one_layer(tmp_path, monkeypatch):
     cfg = tmp_path / "vad.yaml"
-    cfg.write_text("storage_options: {endpoint_url: 'http://minio:9000', key: FILEKEY}\n"
-                   "model_options: {dim: 64, depth: 5}\n")
-    assert load_settings(config_file=str(cfg)).storage_options == {"endpoint_url": "http://minio:9000",
-                                                                   "key": "FILEKEY"}
+    cfg.write_text(
+        "storage_options: {endpoint_url: 'http://minio:9000', key: FILEKEY}\nmodel_options: {dim: 64, depth: 5}\n"
+    )
+    assert load_settings(config_file=str(cfg)).storage.options == {
+        "endpoint_url": "http://minio:9000",
+        "key": "FILEKEY",
+    }
     monkeypatch.setenv("VAD_STORAGE_OPTIONS", '{"key": "AKIA", "secret": "aws"}')
     s = load_settings(config_file=str(cfg), model_options={"depth": 2})
-    assert s.storage_options == {"key": "AKIA", "secret": "aws"}  # never AWS keys sent to the file's endpoint
-    assert s.model_options == {"depth": 2}
+    assert s.storage.options == {"key": "AKIA", "secret": "aws"}  # never AWS keys sent to the file's endpoint
+    assert s.model.options == {"depth": 2}
 
 
 def test_wrong_config_names_the_field(tmp_path, monkeypatch):
@@ -54,7 +64,7 @@ def _echo(settings: Settings) -> str:
 
 
 def test_storage_options_never_reach_stored_flow_parameters(prefect_api):
-    run_id = _echo(Settings(storage_options={"secret": "TOPSECRET-123"}))
+    run_id = _echo(Settings().replace(storage_options={"secret": "TOPSECRET-123"}))
 
     async def stored():
         async with get_client() as client:

@@ -1,4 +1,5 @@
 """The whole slice on real flows: train -> scan (extract, score, report) -> evaluate, locally and on S3."""
+
 import json
 import os
 import shutil
@@ -7,9 +8,10 @@ import pandas as pd
 import pytest
 
 from flows.cli import EXIT_SOME_FAILED
-from tasks.extract import extract_video
-from tasks.discover import discover_videos
-from tasks.extractors import ExtractorSpec
+from tasks.jobs.extract import ExtractJob, extract_video
+from tasks.media.backbones import ExtractorSpec
+from tasks.store.archive import discover_videos
+from tasks.store.output import OutputStore
 from tests.conftest import EXTRACTOR, VIDEOS, vad
 
 MODEL_ID = f"adnet-w16-{EXTRACTOR}"
@@ -83,8 +85,12 @@ def test_evaluate_prints_table_and_writes_json_and_markdown(scanned, small_archi
     assert (scores / "evaluation.md").read_text().startswith("| model |")
     runs = sorted(os.listdir(out / "runs"))
     summary = json.loads((out / "runs" / runs[-1] / "summary.json").read_text())
-    assert summary["flow"] == "evaluate" and summary["counts"] == {"done": 4, "skipped": 1, "failed": 0,
-                                                                     "quarantined": 0}
+    assert summary["flow"] == "evaluate" and summary["counts"] == {
+        "done": 4,
+        "skipped": 1,
+        "failed": 0,
+        "quarantined": 0,
+    }
 
 
 def test_second_scan_is_a_noop(scanned, trained_model, scan_archive):
@@ -105,10 +111,17 @@ def test_scoring_features_of_another_extractor_is_refused(trained_model, tmp_pat
     archive.mkdir()
     shutil.copy(os.path.join(VIDEOS, "v_GGSY1Qvo990.mp4"), archive / "clip.mp4")
     spec = ExtractorSpec("mc3_18", size=32)
-    outcome = extract_video(discover_videos(str(archive))[0], spec, str(tmp_path / "out"))
+    outcome = extract_video(discover_videos(str(archive))[0], OutputStore(str(tmp_path / "out")), ExtractJob(spec))
     assert outcome.status == "done"
-    result = vad("score", "--features", tmp_path / "out" / "features" / spec.extractor_id, "--model", trained_model,
-                 "--out", tmp_path / "out")
+    result = vad(
+        "score",
+        "--features",
+        tmp_path / "out" / "features" / spec.extractor_id,
+        "--model",
+        trained_model,
+        "--out",
+        tmp_path / "out",
+    )
     assert result.exit_code == 1
     text = " ".join(result.output.split())
     assert EXTRACTOR in text and spec.extractor_id in text
@@ -120,34 +133,77 @@ def test_whole_slice_with_output_on_s3(trained_model, scan_archive, small_archiv
     fs = s3fs.S3FileSystem(**s3_endpoint)
     fs.put(str(trained_model) + "/", f"vad-test/slice/models/{MODEL_ID}/", recursive=True)
     monkeypatch.setenv("VAD_STORAGE_OPTIONS", json.dumps(s3_endpoint))
-    result = vad("scan", "--archive", scan_archive, "--model", f"s3://vad-test/slice/models/{MODEL_ID}",
-                 "--out", "s3://vad-test/slice")
+    result = vad(
+        "scan",
+        "--archive",
+        scan_archive,
+        "--model",
+        f"s3://vad-test/slice/models/{MODEL_ID}",
+        "--out",
+        "s3://vad-test/slice",
+    )
     assert result.exit_code == EXIT_SOME_FAILED, result.output
     assert s3_endpoint["secret"] not in result.output
     fs.invalidate_cache()
     assert fs.exists(f"vad-test/slice/reports/{MODEL_ID}/index.html")
     report = json.loads(fs.cat_file(f"vad-test/slice/reports/{MODEL_ID}/Explosion/000.mp4.json"))
     assert REPORT_FIELDS <= set(report)
-    result = vad("evaluate", "--scores", f"s3://vad-test/slice/scores/{MODEL_ID}", "--annotations",
-                 small_archive / "annotations.json")
+    result = vad(
+        "evaluate",
+        "--scores",
+        f"s3://vad-test/slice/scores/{MODEL_ID}",
+        "--annotations",
+        small_archive / "annotations.json",
+    )
     assert result.exit_code == 0, result.output
     assert fs.exists(f"vad-test/slice/scores/{MODEL_ID}/evaluation.json")
     # training reads features from S3 as well
-    result = vad("train", "--features", f"s3://vad-test/slice/features/{EXTRACTOR}", "--annotations",
-                 small_archive / "annotations.json", "--out", "s3://vad-test/slice", "--epochs", 2, "--window", 16,
-                 "--model-id", "from-s3")
+    result = vad(
+        "train",
+        "--features",
+        f"s3://vad-test/slice/features/{EXTRACTOR}",
+        "--annotations",
+        small_archive / "annotations.json",
+        "--out",
+        "s3://vad-test/slice",
+        "--epochs",
+        2,
+        "--window",
+        16,
+        "--model-id",
+        "from-s3",
+    )
     assert result.exit_code == 0, result.output
     assert fs.exists("vad-test/slice/models/from-s3/checkpoint.pt")
 
 
 def test_backfill_in_chunks_with_include_globs(trained_model, extracted):
     archive, out, _ = extracted  # features already extracted: the backfill scores and reports
-    result = vad("backfill", "--archive", archive, "--model", trained_model, "--out", out, "--chunk", 2,
-                 "--include", "Explosion/*", "--include", "Normal/*")
+    result = vad(
+        "backfill",
+        "--archive",
+        archive,
+        "--model",
+        trained_model,
+        "--out",
+        out,
+        "--chunk",
+        2,
+        "--include",
+        "Explosion/*",
+        "--include",
+        "Normal/*",
+    )
     assert result.exit_code == 0, result.output
     runs = sorted(os.listdir(out / "runs"))
-    summary = json.loads((out / "runs" / [r for r in runs if r.split("-", 1)[1].startswith("backfill-")
-                                           and "-backfill-chunk-" not in r][-1] / "summary.json").read_text())
+    summary = json.loads(
+        (
+            out
+            / "runs"
+            / [r for r in runs if r.split("-", 1)[1].startswith("backfill-") and "-backfill-chunk-" not in r][-1]
+            / "summary.json"
+        ).read_text()
+    )
     assert summary["flow"] == "backfill" and summary["videos"] == 3 and len(summary["chunks"]) == 2
     reports = out / "reports" / MODEL_ID
     assert (reports / "Explosion" / "000.mp4.json").exists() and (reports / "Normal" / "003.mp4.json").exists()

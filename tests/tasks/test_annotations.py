@@ -1,5 +1,4 @@
-
-from tasks.annotations import VideoAnnotation, load_annotations, match_annotations, read_csv
+from tasks.jobs.annotations import VideoAnnotation, load_annotations, match_annotations, read_csv
 from tests.conftest import ANNOTATIONS
 
 
@@ -17,7 +16,9 @@ def test_ucf_crime_v2_json_counts():
     test = load_annotations(f"{ANNOTATIONS}/ucf_crime_v2/abnormal/test.json")
     assert len(test) == 158 and sum(len(a.segments) for a in test.values()) == 184
     assert test["Abuse/Abuse028_x264.mp4"].segments == [(6.0, 8.0)]
-    both = load_annotations(f"{ANNOTATIONS}/ucf_crime_v2/abnormal/test.json,{ANNOTATIONS}/ucf_crime_v2/normal/test.json")
+    both = load_annotations(
+        f"{ANNOTATIONS}/ucf_crime_v2/abnormal/test.json,{ANNOTATIONS}/ucf_crime_v2/normal/test.json"
+    )
     assert len(both) == 158 + 150
     train = load_annotations(f"{ANNOTATIONS}/ucf_crime_v2/abnormal/train.json")
     assert len(train) == 1037 and sum(len(a.segments) for a in train.values()) == 1443
@@ -49,10 +50,12 @@ def test_bad_csv_names_file_and_line(tmp_path):
 
 
 def test_matching_is_explicit():
-    anns = {"Abuse028_x264": VideoAnnotation("Abuse028_x264", "Abuse", [(1, 2)], "frames"),
-            "Missing001_x264": VideoAnnotation("Missing001_x264", "Abuse"),
-            "Dup": VideoAnnotation("Dup", "X"),
-            "cam/exact.mp4": VideoAnnotation("cam/exact.mp4", "X")}
+    anns = {
+        "Abuse028_x264": VideoAnnotation("Abuse028_x264", "Abuse", [(1, 2)], "frames"),
+        "Missing001_x264": VideoAnnotation("Missing001_x264", "Abuse"),
+        "Dup": VideoAnnotation("Dup", "X"),
+        "cam/exact.mp4": VideoAnnotation("cam/exact.mp4", "X"),
+    }
     m = match_annotations(anns, ["Abuse/Abuse028_x264.mp4", "a/Dup.mp4", "b/Dup.avi", "cam/exact.mp4", "other.mp4"])
     assert set(m.matched) == {"Abuse/Abuse028_x264.mp4", "cam/exact.mp4"}
     assert m.unmatched_names == ["Missing001_x264"] and m.ambiguous_names == ["Dup"]

@@ -4,13 +4,14 @@ import decord
 import numpy as np
 import pytest
 
-from tasks.decode import ClipReader, VideoDecodeError, clip_ranges
-from tasks.synthetic_archive import render_video
+from tasks.media.synthetic import render_video
+from tasks.media.video import ClipReader, VideoDecodeError, clip_ranges
 from tests.conftest import VIDEOS
 
 
-@pytest.mark.parametrize("name, frames, fps, clips", [("v_GGSY1Qvo990.mp4", 355, 19.62, 22),
-                                                      ("v_ZNVhz7ctTq0.mp4", 420, 30.0, 26)])
+@pytest.mark.parametrize(
+    "name, frames, fps, clips", [("v_GGSY1Qvo990.mp4", 355, 19.62, 22), ("v_ZNVhz7ctTq0.mp4", 420, 30.0, 26)]
+)
 def test_real_videos_clips_ranges_centres_fps(name, frames, fps, clips):
     reader = ClipReader(os.path.join(VIDEOS, name), clip_len=16, stride=16, short_side=128)
     assert reader.n_frames == frames and reader.fps == pytest.approx(fps, abs=0.01)

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from tasks.discover import InvalidVideoId, discover_videos, validate_video_id
+from tasks.store.archive import InvalidVideoId, discover_videos, validate_video_id
 
 
 def test_discovers_videos_by_extension_with_ids_and_fingerprints(tmp_path):

@@ -2,11 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.extractors import BACKBONES, ExtractorSpec, WeightsError, build_extractor
+from tasks.media.backbones import BACKBONES, ExtractorSpec, WeightsError, build_extractor
 
 
-@pytest.mark.parametrize("name, dim", [("r3d_18", 512), ("mc3_18", 512), ("r2plus1d_18", 512), ("s3d", 1024),
-                                       ("mvit_v2_s", 768)])
+@pytest.mark.parametrize(
+    "name, dim", [("r3d_18", 512), ("mc3_18", 512), ("r2plus1d_18", 512), ("s3d", 1024), ("mvit_v2_s", 768)]
+)
 def test_every_backbone_gives_pooled_features_and_tokens(name, dim):
     assert name in BACKBONES
     spec = ExtractorSpec(backbone=name)

@@ -5,12 +5,12 @@ import pyarrow as pa
 import pytest
 import torch
 
-from tasks.detectors import DetectorSpec, ObjectDetector
-from tasks.discover import discover_videos
-from tasks.extract import extract_video
-from tasks.extractors import ExtractorSpec
-from tasks.feature_store import read_table
-from tasks.objects import objects_url, padded_objects
+from tasks.jobs.extract import ExtractJob, extract_video
+from tasks.media.backbones import ExtractorSpec
+from tasks.media.detectors import DetectorSpec, ObjectDetector
+from tasks.models.inputs import padded_objects
+from tasks.store.archive import discover_videos
+from tasks.store.output import OutputStore
 from tests.conftest import VIDEOS
 
 
@@ -23,23 +23,25 @@ def extracted_objects(tmp_path_factory):
         os.symlink(os.path.join(VIDEOS, name), archive / name)
     spec = ExtractorSpec("mc3_18", size=32, stride=64)
     detector = DetectorSpec(mode="proposals", max_objects=12)
-    outcomes = [extract_video(e, spec, str(root / "out"), tokens=True, detector=detector)
-                for e in discover_videos(str(archive))]
-    return root / "out", spec, detector, outcomes
+    store = OutputStore(str(root / "out"))
+    outcomes = [
+        extract_video(e, store, ExtractJob(spec, tokens=True, detector=detector)) for e in discover_videos(str(archive))
+    ]
+    return store, spec, detector, outcomes
 
 
 def test_object_features_on_real_videos_schema_ranges_and_limits(extracted_objects):
-    out, spec, detector, outcomes = extracted_objects
+    store, spec, detector, outcomes = extracted_objects
     assert [o.status for o in outcomes] == ["done", "done"]
     for o in outcomes:
-        table = read_table(objects_url(str(out), detector, o.video_id))
+        table = store.read_table(store.objects(detector.detector_id, o.video_id))
         schema = table.table.schema
         assert schema.field("boxes").type == pa.list_(pa.list_(pa.float32(), 4))
         assert schema.field("scores").type == pa.list_(pa.float32())
         assert schema.field("labels").type == pa.list_(pa.int32())
         assert schema.field("roi_features").type == pa.list_(pa.list_(pa.float32(), 1024))
         assert table.metadata["detector_id"] == detector.detector_id
-        features = read_table(os.path.join(out, "features", spec.extractor_id, o.video_id + ".parquet"))
+        features = store.read_table(os.path.join(store.root, "features", spec.extractor_id, o.video_id + ".parquet"))
         np.testing.assert_array_equal(table.column("center_frame"), features.column("center_frame"))
         assert features.tokens is not None and features.tokens.shape[1] == 4  # 2x2 token map at 32 px
         counts = [len(b) for b in table.table.column("boxes").to_pylist()]
@@ -63,8 +65,10 @@ def test_random_detector_finds_no_confident_boxes_and_rows_stay_valid():
 
 def test_detector_id_names_what_makes_objects_comparable():
     assert DetectorSpec().detector_id == "fasterrcnn_mobilenet_v3_large_320_fpn-random0-t0.2m36-c16s16-320"
-    assert DetectorSpec("fasterrcnn_resnet50_fpn", mode="proposals", max_objects=8).detector_id == \
-        "fasterrcnn_resnet50_fpn-random0-top8-c16s16-240"
+    assert (
+        DetectorSpec("fasterrcnn_resnet50_fpn", mode="proposals", max_objects=8).detector_id
+        == "fasterrcnn_resnet50_fpn-random0-top8-c16s16-240"
+    )
     with pytest.raises(ValueError, match="unknown detector"):
         DetectorSpec("yolo")
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pyarrow as pa
 
-from tasks.feature_store import ClipTable, clip_columns
-from tasks.reports import build_report, hms, render_video_html
+from tasks.jobs.report import build_report, hms, render_video_html
+from tasks.store.tables import ClipTable, clip_columns
 
 
 def _scores(threshold: float) -> ClipTable:
@@ -36,7 +36,7 @@ def test_thumbnails_read_each_peak_frame_and_tolerate_missing_videos(tmp_path):
 
     from PIL import Image
 
-    from tasks.reports import thumbnails_png
+    from tasks.jobs.report import thumbnails_png
     from tests.conftest import VIDEOS
 
     thumbs = thumbnails_png(os.path.join(VIDEOS, "v_GGSY1Qvo990.mp4"), [8, 200])

@@ -1,5 +1,6 @@
 """Where model weights come from: `random` (explicit, seeded init), a local state_dict file, or a torchvision
 weights enum name (downloaded when online). Never a silent fallback: anything else is a WeightsError."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,9 +8,11 @@ import os
 
 import torch
 
+from anomaly_models.errors import UsageError
 
-class WeightsError(ValueError):
-    pass
+
+class WeightsError(UsageError):
+    """Weights that cannot be found or loaded; never replaced by a silent fallback."""
 
 
 def weights_tag(weights: str, seed: int = 0) -> str:
@@ -36,10 +39,12 @@ def load_state_dict(model_name: str, weights: str) -> dict | None:
     try:
         member = enum[weights.split(".")[-1]]
     except KeyError:
-        raise WeightsError(f"unknown weights {weights!r} for {model_name}; "
-                           f"known: {[w.name for w in enum]}, a local file, or 'random'") from None
+        raise WeightsError(
+            f"unknown weights {weights!r} for {model_name}; known: {[w.name for w in enum]}, a local file, or 'random'"
+        ) from None
     try:
         return member.get_state_dict(progress=False)
     except Exception as exc:
-        raise WeightsError(f"could not download {enum.__name__}.{member.name}: {exc}; "
-                           "pass a local weights file instead") from exc
+        raise WeightsError(
+            f"could not download {enum.__name__}.{member.name}: {exc}; pass a local weights file instead"
+        ) from exc

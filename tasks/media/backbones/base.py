@@ -1,23 +1,36 @@
-"""Action feature extractors: a small base class and a registry (lhotse style).
+"""Action feature extractors: a small base class and a registry (lhotse style); one module per backbone family.
 
 Each backbone declares its input (clip length, crop size, resize, normalisation) and returns per clip a pooled
 feature vector and, on request, its spatial token map (the last conv / transformer map averaged over time,
 [tokens, channels], e.g. 7x7x512 for r3d_18 at 112 px). Weights come from a torchvision enum name, a local
 state_dict file, or `random` (explicit, seeded). The extractor id names everything that makes features comparable.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .weights import WeightsError, load_state_dict, weights_tag
+from anomaly_models.errors import UsageError
 
-__all__ = ["ExtractorSpec", "ActionBackbone", "BACKBONES", "register", "backbone_class", "build_extractor",
-           "cached_extractor", "WeightsError"]
+from ..weights import WeightsError, load_state_dict, weights_tag
+
+__all__ = [
+    "ExtractorSpec",
+    "ActionBackbone",
+    "BACKBONES",
+    "register",
+    "backbone_class",
+    "build_extractor",
+    "cached_extractor",
+    "WeightsError",
+    "map_tokens",
+]
 
 KINETICS_MEAN, KINETICS_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
 
@@ -61,6 +74,9 @@ class ActionBackbone(nn.Module):
     std: tuple[float, float, float] = KINETICS_STD
     fixed_clip_len: int | None = None  # models that only accept one clip length
     fixed_crop: bool = False  # models that only accept their native crop size
+    net: Any  # the wrapped torchvision (or other) network; families reach into its layers
+    _mean: torch.Tensor
+    _std: torch.Tensor
 
     def __init__(self, spec: ExtractorSpec):
         super().__init__()
@@ -86,8 +102,13 @@ class ActionBackbone(nn.Module):
         if min(h, w) < crop:  # decoded smaller than the crop (tiny videos): upscale frames, keep aspect
             size = (max(crop, round(h * crop / min(h, w))), max(crop, round(w * crop / min(h, w))))
             b, c, t = x.shape[:3]
-            x = nn.functional.interpolate(x.transpose(1, 2).reshape(b * t, c, h, w), size=size, mode="bilinear",
-                                          align_corners=False).reshape(b, t, c, *size).transpose(1, 2)
+            x = (
+                nn.functional.interpolate(
+                    x.transpose(1, 2).reshape(b * t, c, h, w), size=size, mode="bilinear", align_corners=False
+                )
+                .reshape(b, t, c, *size)
+                .transpose(1, 2)
+            )
             h, w = size
         top, left = (h - crop) // 2, (w - crop) // 2
         x = x[..., top : top + crop, left : left + crop]
@@ -103,9 +124,9 @@ class ActionBackbone(nn.Module):
 def check_spec(cls: type[ActionBackbone], spec: ExtractorSpec) -> None:
     """Refuse input shapes a backbone cannot take, naming the setting."""
     if cls.fixed_clip_len and spec.clip_len != cls.fixed_clip_len:
-        raise ValueError(f"clip_len: {cls.name} needs clip_len={cls.fixed_clip_len}, got {spec.clip_len}")
+        raise UsageError(f"clip_len: {cls.name} needs clip_len={cls.fixed_clip_len}, got {spec.clip_len}")
     if cls.fixed_crop and spec.crop_size != cls.crop_size:
-        raise ValueError(f"size: {cls.name} needs size={cls.crop_size} (its native crop), got {spec.crop_size}")
+        raise UsageError(f"size: {cls.name} needs size={cls.crop_size} (its native crop), got {spec.crop_size}")
 
 
 BACKBONES: dict[str, type[ActionBackbone]] = {}
@@ -120,79 +141,12 @@ def backbone_class(name: str) -> type[ActionBackbone]:
     try:
         return BACKBONES[name]
     except KeyError:
-        raise ValueError(f"unknown backbone {name!r}; known: {sorted(BACKBONES)}") from None
+        raise UsageError(f"backbone: unknown backbone {name!r}; known: {sorted(BACKBONES)}") from None
 
 
-def _map_tokens(fmap: torch.Tensor) -> torch.Tensor:
+def map_tokens(fmap: torch.Tensor) -> torch.Tensor:
     """[B, C, T, H, W] -> [B, H*W, C], averaged over time."""
     return fmap.mean(dim=2).flatten(2).transpose(1, 2)
-
-
-class _ResNet3D(ActionBackbone):
-    def build(self, spec):
-        from torchvision.models import video
-
-        return getattr(video, self.name)(weights=None)
-
-    def forward_features(self, x):
-        n = self.net
-        fmap = n.layer4(n.layer3(n.layer2(n.layer1(n.stem(x)))))
-        return n.avgpool(fmap).flatten(1), _map_tokens(fmap)
-
-
-@register
-class R3D18(_ResNet3D):
-    name = "r3d_18"
-
-
-@register
-class MC318(_ResNet3D):
-    name = "mc3_18"
-
-
-@register
-class R2Plus1D18(_ResNet3D):
-    name = "r2plus1d_18"
-
-
-@register
-class S3D(ActionBackbone):
-    name, crop_size, resize_short = "s3d", 224, 256
-
-    def build(self, spec):
-        from torchvision.models.video import s3d
-
-        return s3d(weights=None)
-
-    def forward_features(self, x):
-        fmap = self.net.features(x)
-        return fmap.mean(dim=(2, 3, 4)), _map_tokens(fmap)
-
-
-@register
-class MViTV2S(ActionBackbone):
-    name, crop_size, resize_short = "mvit_v2_s", 224, 256
-    mean, std = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
-    fixed_clip_len, fixed_crop = 16, True
-
-    def build(self, spec):
-        from torchvision.models.video import mvit_v2_s
-
-        return mvit_v2_s(weights=None)
-
-    def forward_features(self, x):
-        n = self.net
-        x = n.conv_proj(x)
-        x = x.flatten(2).transpose(1, 2)
-        x = n.pos_encoding(x)
-        thw = (n.pos_encoding.temporal_size,) + n.pos_encoding.spatial_size
-        for block in n.blocks:
-            x, thw = block(x, thw)
-        x = n.norm(x)
-        cls, rest = x[:, 0], x[:, 1:]
-        t, h, w = thw
-        tok = rest.reshape(rest.shape[0], t, h * w, rest.shape[-1]).mean(dim=1)
-        return cls, tok
 
 
 def build_extractor(spec: ExtractorSpec, device: str | None = None) -> ActionBackbone:

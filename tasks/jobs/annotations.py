@@ -7,14 +7,22 @@ Formats:
 Matching names to video ids is explicit: exact id, then id without extension, then file stem; names that match no
 video or more than one are reported, never silently dropped.
 """
+
 from __future__ import annotations
 
 import csv
 import json
+import os
 import posixpath
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from anomaly_models.errors import UsageError
+
+
+class AnnotationError(UsageError):
+    """An annotation file that cannot be read; the message names the file (and line or key)."""
 
 
 @dataclass
@@ -39,8 +47,9 @@ class VideoAnnotation:
     def clip_labels(self, start_frames, end_frames, n_frames: int, fps: float) -> np.ndarray:
         """A clip is abnormal when most of its frames lie inside an annotated segment."""
         frames = self.frame_labels(max(n_frames, int(np.max(end_frames, initial=0))), fps)
-        return np.array([1.0 if frames[s:e].mean() > 0.5 else 0.0 for s, e in zip(start_frames, end_frames)],
-                        dtype=np.float32)
+        return np.array(
+            [1.0 if frames[s:e].mean() > 0.5 else 0.0 for s, e in zip(start_frames, end_frames)], dtype=np.float32
+        )
 
 
 def read_ucf_txt(path: str) -> dict[str, VideoAnnotation]:
@@ -51,10 +60,10 @@ def read_ucf_txt(path: str) -> dict[str, VideoAnnotation]:
             if not parts:
                 continue
             if len(parts) != 6:
-                raise ValueError(f"{path}: expected 'name class s1 e1 s2 e2', got {line.strip()!r}")
+                raise AnnotationError(f"{path}: expected 'name class s1 e1 s2 e2', got {line.strip()!r}")
             name, cls, *nums = parts
             s1, e1, s2, e2 = (int(n) for n in nums)
-            segs = [(s, e) for s, e in ((s1, e1), (s2, e2)) if s >= 0 and e >= 0]
+            segs: list[tuple[float, float]] = [(s, e) for s, e in ((s1, e1), (s2, e2)) if s >= 0 and e >= 0]
             out[name] = VideoAnnotation(name, cls, segs, "frames")
     return out
 
@@ -67,8 +76,10 @@ def _class_of(name: str) -> str:
 def read_v2_json(path: str) -> dict[str, VideoAnnotation]:
     with open(path) as f:
         data = json.load(f)
-    return {name: VideoAnnotation(name, _class_of(name), [(float(s["start"]), float(s["end"])) for s in segs])
-            for name, segs in data.items()}
+    return {
+        name: VideoAnnotation(name, _class_of(name), [(float(s["start"]), float(s["end"])) for s in segs])
+        for name, segs in data.items()
+    }
 
 
 def read_csv(path: str) -> dict[str, VideoAnnotation]:
@@ -77,7 +88,7 @@ def read_csv(path: str) -> dict[str, VideoAnnotation]:
         reader = csv.DictReader(f)
         missing = {"video_id", "start_s", "end_s"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{path}: CSV header needs video_id,start_s,end_s; missing {sorted(missing)}")
+            raise AnnotationError(f"{path}: CSV header needs video_id,start_s,end_s; missing {sorted(missing)}")
         for line, row in enumerate(reader, start=2):
             vid = (row["video_id"] or "").strip()
             ann = out.setdefault(vid, VideoAnnotation(vid, row.get("class") or _class_of(vid)))
@@ -86,7 +97,9 @@ def read_csv(path: str) -> dict[str, VideoAnnotation]:
                 try:
                     ann.segments.append((float(start), float(end)))
                 except ValueError:
-                    raise ValueError(f"{path}:{line}: start_s/end_s must be numbers, got {start!r}, {end!r}") from None
+                    raise AnnotationError(
+                        f"{path}:{line}: start_s/end_s must be numbers, got {start!r}, {end!r}"
+                    ) from None
     return out
 
 
@@ -95,17 +108,22 @@ def load_annotations(paths: str) -> dict[str, VideoAnnotation]:
     differently in two files is an error."""
     out: dict[str, VideoAnnotation] = {}
     for path in [p.strip() for p in paths.split(",") if p.strip()]:
+        if not os.path.isfile(path):
+            raise AnnotationError(f"annotations: file not found: {path}")
         if path.endswith(".json"):
-            anns = read_v2_json(path)
+            try:
+                anns = read_v2_json(path)
+            except json.JSONDecodeError as exc:
+                raise AnnotationError(f"{path}: not valid JSON ({exc})") from None
         elif path.endswith(".csv"):
             anns = read_csv(path)
         elif path.endswith(".txt"):
             anns = read_ucf_txt(path)
         else:
-            raise ValueError(f"unknown annotation format: {path} (expected .txt, .json or .csv)")
+            raise AnnotationError(f"annotations: unknown annotation format: {path} (expected .txt, .json or .csv)")
         for name, ann in anns.items():
             if name in out and out[name].segments != ann.segments:
-                raise ValueError(f"{name} is annotated differently in {path} and an earlier file")
+                raise AnnotationError(f"{name} is annotated differently in {path} and an earlier file")
             out[name] = ann
     return out
 
@@ -124,7 +142,8 @@ def _stem(p: str) -> str:
 
 def match_annotations(annotations: dict[str, VideoAnnotation], video_ids) -> Matching:
     ids = list(video_ids)
-    by_noext, by_stem = {}, {}
+    by_noext: dict[str, list[str]] = {}
+    by_stem: dict[str, list[str]] = {}
     for vid in ids:
         by_noext.setdefault(posixpath.splitext(vid)[0], []).append(vid)
         by_stem.setdefault(_stem(vid), []).append(vid)

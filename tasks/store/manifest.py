@@ -1,24 +1,37 @@
 """Run manifests: one row per video (status, error, timings, outputs) and a summary, under runs/<run_id>/."""
+
 from __future__ import annotations
 
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import pyarrow as pa
 
-from .feature_store import json_dumps, table_bytes
-from .storage import join, write_bytes_atomic
+from .output import OutputStore
 
 DONE, SKIPPED, FAILED, QUARANTINED = "done", "skipped", "failed", "quarantined"
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("status", pa.string()),
+        ("stage", pa.string()),
+        ("error", pa.string()),
+        ("seconds", pa.float64()),
+        ("clips", pa.int64()),
+        ("output", pa.string()),
+        ("started_at", pa.string()),
+    ]
+)
 
 
 @dataclass
 class VideoOutcome:
     video_id: str
     status: str
-    stage: str  # extract / score / report / scan
+    stage: str  # extract / score / report / scan / train / evaluate
     error: str = ""
     seconds: float = 0.0
     clips: int = 0
@@ -65,19 +78,22 @@ def summarize(outcomes: list[VideoOutcome]) -> dict[str, int]:
     return counts
 
 
-def write_manifest(out_root: str, run_id: str, outcomes: list[VideoOutcome], info: dict,
-                   storage_options: dict | None = None) -> dict:
+def write_manifest(store: OutputStore, run_id: str, outcomes: list[VideoOutcome], info: dict[str, Any]) -> dict:
     """Writes manifest.parquet and summary.json; returns the summary."""
-    rows = [o.as_row() for o in outcomes]
-    schema = pa.schema([("video_id", pa.string()), ("status", pa.string()), ("stage", pa.string()),
-                        ("error", pa.string()), ("seconds", pa.float64()), ("clips", pa.int64()),
-                        ("output", pa.string()), ("started_at", pa.string())])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    base = join(out_root, "runs", run_id)
-    write_bytes_atomic(join(base, "manifest.parquet"), table_bytes(table), storage_options)
-    summary = {"run_id": run_id, **info, "counts": summarize(outcomes),
-               "failed": {o.video_id: o.error for o in outcomes if o.status == FAILED},
-               "quarantined": {o.video_id: o.error for o in outcomes if o.status == QUARANTINED},
-               "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    write_bytes_atomic(join(base, "summary.json"), json_dumps(summary), storage_options)
+    table = pa.Table.from_pylist([o.as_row() for o in outcomes], schema=MANIFEST_SCHEMA)
+    store.write_table(store.run_file(run_id, "manifest.parquet"), table)
+    summary = {
+        "run_id": run_id,
+        **info,
+        "counts": summarize(outcomes),
+        "failed": {o.video_id: o.error for o in outcomes if o.status == FAILED},
+        "quarantined": {o.video_id: o.error for o in outcomes if o.status == QUARANTINED},
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    store.write_json(store.run_file(run_id, "summary.json"), summary)
     return summary
+
+
+def write_summary(store: OutputStore, run_id: str, summary: dict[str, Any]) -> str:
+    """A summary without a manifest of its own (a backfill, whose chunks each have theirs)."""
+    return store.write_json(store.run_file(run_id, "summary.json"), summary)

@@ -7,6 +7,7 @@ enough that even random-initialised 3D CNN features separate them:
 Videos are H.264 (PyAV/libx264); annotations are written in the UCF-Crime V2 JSON format (seconds):
 {"<Class>/<name>.mp4": [{"start": s, "end": e}, ...]}, with [] for normal videos.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,15 @@ def _background(rng, h, w):
     return np.clip(base + texture, 0, 255)
 
 
-def render_video(path: str, anomaly: str | None, seed: int, fps: int = 16, size=(160, 120),
-                 duration_s: float = 16.0, segment: tuple[float, float] | None = None) -> None:
+def render_video(
+    path: str,
+    anomaly: str | None,
+    seed: int,
+    fps: int = 16,
+    size=(160, 120),
+    duration_s: float = 16.0,
+    segment: tuple[float, float] | None = None,
+) -> None:
     """Write one H.264 video; `segment` (seconds) is where the anomaly happens."""
     import av
 
@@ -33,8 +41,12 @@ def render_video(path: str, anomaly: str | None, seed: int, fps: int = 16, size=
     w, h = size
     n = int(round(duration_s * fps))
     bg = _background(rng, h, w)
-    walkers = [dict(x=rng.uniform(0, w), y=rng.uniform(h * 0.4, h - 20), vx=rng.uniform(-0.6, 0.6),
-                    color=rng.uniform(20, 90, 3)) for _ in range(3)]
+    walkers = [
+        dict(
+            x=rng.uniform(0, w), y=rng.uniform(h * 0.4, h - 20), vx=rng.uniform(-0.6, 0.6), color=rng.uniform(20, 90, 3)
+        )
+        for _ in range(3)
+    ]
     blob = dict(x=w / 2, y=h / 2)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with av.open(path, "w") as container:
@@ -72,9 +84,16 @@ def render_video(path: str, anomaly: str | None, seed: int, fps: int = 16, size=
             container.mux(packet)
 
 
-def generate_archive(root: str, n_videos: int, seed: int = 0, fps: int = 16, size=(160, 120),
-                     duration_s: tuple[float, float] = (14.0, 22.0), abnormal_fraction: float = 0.5,
-                     prefix: str = "") -> dict[str, list[dict[str, float]]]:
+def generate_archive(
+    root: str,
+    n_videos: int,
+    seed: int = 0,
+    fps: int = 16,
+    size=(160, 120),
+    duration_s: tuple[float, float] = (14.0, 22.0),
+    abnormal_fraction: float = 0.5,
+    prefix: str = "",
+) -> dict[str, list[dict[str, float]]]:
     """Writes n_videos under root as <Class>/<prefix><i>.mp4 and returns V2-style annotations keyed by video id."""
     rng = np.random.default_rng(seed)
     annotations: dict[str, list[dict[str, float]]] = {}
@@ -89,8 +108,15 @@ def generate_archive(root: str, n_videos: int, seed: int = 0, fps: int = 16, siz
         else:
             cls, segment = "Normal", None
         video_id = f"{cls}/{prefix}{i:03d}.mp4"
-        render_video(os.path.join(root, video_id), None if cls == "Normal" else cls, seed * 1000 + i, fps, size,
-                     duration, segment)
+        render_video(
+            os.path.join(root, video_id),
+            None if cls == "Normal" else cls,
+            seed * 1000 + i,
+            fps,
+            size,
+            duration,
+            segment,
+        )
         annotations[video_id] = [] if segment is None else [{"start": segment[0], "end": segment[1]}]
     return annotations
 

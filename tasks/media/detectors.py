@@ -7,6 +7,7 @@ Random-initialised detectors yield no confident boxes, so `mode="proposals"` kee
 (ranked by objectness after NMS) instead, scored and labelled by the box head's best non-background class. It
 exercises the same RoI-feature path; use it only where pretrained weights are unavailable (tests, the demo).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from anomaly_models.errors import UsageError
+
+from .video import VideoSource
 from .weights import load_state_dict, weights_tag
 
 DETECTORS = {
@@ -37,9 +41,9 @@ class DetectorSpec:
 
     def __post_init__(self):
         if self.detector not in DETECTORS:
-            raise ValueError(f"unknown detector {self.detector!r}; known: {sorted(DETECTORS)}")
+            raise UsageError(f"detector: unknown detector {self.detector!r}; known: {sorted(DETECTORS)}")
         if self.mode not in ("detections", "proposals"):
-            raise ValueError(f"detector mode must be 'detections' or 'proposals', got {self.mode!r}")
+            raise UsageError(f"object_mode: detector mode must be 'detections' or 'proposals', got {self.mode!r}")
 
     @property
     def size(self) -> int:
@@ -67,8 +71,9 @@ class ObjectDetector:
         self.spec = spec
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         builder = getattr(detection, spec.detector)
-        kwargs = dict(min_size=spec.size, box_score_thresh=spec.score_threshold,
-                      box_detections_per_img=spec.max_objects)
+        kwargs = dict(
+            min_size=spec.size, box_score_thresh=spec.score_threshold, box_detections_per_img=spec.max_objects
+        )
         torch.manual_seed(spec.seed)
         model = builder(weights=None, weights_backbone=None, **kwargs)  # 91 COCO classes, as the enum weights
         state = load_state_dict(spec.detector, spec.weights)
@@ -80,8 +85,9 @@ class ObjectDetector:
     def detect(self, frames: np.ndarray) -> list[FrameObjects]:
         """frames uint8 [B, H, W, 3] -> one FrameObjects per frame."""
         m, k = self.model, self.spec.max_objects
-        images = [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float().div(255).to(self.device)
-                  for f in frames]
+        images = [
+            torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float().div(255).to(self.device) for f in frames
+        ]
         batch, _ = m.transform(images)
         features = m.backbone(batch.tensors)
         proposals, _ = m.rpn(batch, features)
@@ -92,8 +98,9 @@ class ObjectDetector:
             labels = [d["labels"][:k] for d in detections]
         else:
             boxes = [p[:k] for p in proposals]
-            logits = m.roi_heads.box_predictor(m.roi_heads.box_head(
-                m.roi_heads.box_roi_pool(features, boxes, batch.image_sizes)))[0]
+            logits = m.roi_heads.box_predictor(
+                m.roi_heads.box_head(m.roi_heads.box_roi_pool(features, boxes, batch.image_sizes))
+            )[0]
             probs = torch.softmax(logits, -1)[:, 1:]
             best, label = probs.max(-1)
             scores, labels = list(best.split([len(b) for b in boxes])), list((label + 1).split([len(b) for b in boxes]))
@@ -105,9 +112,14 @@ class ObjectDetector:
         out = []
         for b, s, lab, r, (h, w) in zip(boxes, scores, labels, rois.split(counts), batch.image_sizes):
             scale = torch.tensor([w, h, w, h], dtype=b.dtype, device=b.device)
-            out.append(FrameObjects((b / scale).clamp(0, 1).cpu().numpy().astype(np.float32),
-                                    s.cpu().numpy().astype(np.float32), lab.cpu().numpy().astype(np.int32),
-                                    r.cpu().numpy().astype(np.float32)))
+            out.append(
+                FrameObjects(
+                    (b / scale).clamp(0, 1).cpu().numpy().astype(np.float32),
+                    s.cpu().numpy().astype(np.float32),
+                    lab.cpu().numpy().astype(np.int32),
+                    r.cpu().numpy().astype(np.float32),
+                )
+            )
         return out
 
 
@@ -115,3 +127,16 @@ class ObjectDetector:
 def cached_detector(spec: DetectorSpec, device: str | None = None) -> ObjectDetector:
     """One detector per worker process, built there."""
     return ObjectDetector(spec, device)
+
+
+def detect_centre_frames(
+    source: VideoSource, centers, spec: DetectorSpec, device: str | None = None, batch_size: int = 8
+) -> list[FrameObjects]:
+    """Decode only the centre frames (short side at most the detector's min_size; smaller frames are left to the
+    detector's own resize), chunk by chunk, and detect."""
+    detector = cached_detector(spec, device)
+    out: list[FrameObjects] = []
+    for frames in source.frames(centers, max_short_side=spec.size):
+        for j in range(0, len(frames), batch_size):
+            out += detector.detect(frames[j : j + batch_size])
+    return out

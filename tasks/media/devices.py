@@ -1,5 +1,6 @@
 """Which torch device a task runs on: CUDA when visible; a task that asked for the GPU resource but landed on a
 worker without CUDA runs on CPU and says so."""
+
 from __future__ import annotations
 
 import logging

@@ -1,0 +1,81 @@
+"""The one way through a run, shared by extract, score, scan and backfill: submit a plan's extraction, then
+score and report, then write the index and the run manifest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect_dask import DaskTaskRunner
+
+from tasks.jobs.plan import Plan, check_inputs
+from tasks.jobs.report import write_index
+from tasks.jobs.score import ScoreJob
+from tasks.store.manifest import DONE, VideoOutcome, merge_outcomes, write_manifest
+from tasks.store.output import OutputStore
+
+from .progress import wait_with_progress
+from .runner import submit
+from .settings import Settings
+from .work import extract_video_task, report_video_task, score_batch_task
+
+
+def run_extraction(runner: DaskTaskRunner, plan: Plan, settings: Settings) -> list[VideoOutcome]:
+    """One extraction task per planned video on the Dask runner (GPU-annotated with --gpu-tasks)."""
+    if not plan.extract:
+        return []
+    gpu = settings.cluster.gpu_tasks
+    futures = [
+        submit(
+            runner,
+            extract_video_task,
+            gpu,
+            entry=entry,
+            store=settings.store,
+            job=settings.extract_job,
+            archive=settings.archive,
+            gpu_requested=gpu,
+        )
+        for entry in plan.extract
+    ]
+    return wait_with_progress(futures, "extracting")
+
+
+def score_and_report(
+    runner: DaskTaskRunner, job: ScoreJob, plan: Plan, settings: Settings, extracted: list[VideoOutcome] = ()
+) -> list[VideoOutcome]:
+    """Scores the planned videos plus those just extracted (in batches of videos per task), then reports every
+    video scored now and every planned report."""
+    to_score = sorted(set(plan.score) | {o.video_id for o in extracted if o.status == DONE})
+    outcomes: list[VideoOutcome] = []
+    if to_score:
+        check_inputs(job, to_score[:1])
+        gpu, size = settings.cluster.gpu_tasks, settings.model.score_batch
+        futures = [
+            submit(runner, score_batch_task, gpu, job=job, video_ids=to_score[i : i + size], gpu_requested=gpu)
+            for i in range(0, len(to_score), size)
+        ]
+        outcomes += [o for batch in wait_with_progress(futures, "scoring") for o in batch]
+    to_report = sorted(set(plan.report) | {o.video_id for o in outcomes if o.status == DONE})
+    if to_report:
+        futures = [
+            submit(
+                runner,
+                report_video_task,
+                False,
+                store=job.out,
+                model_id=job.card.model_id,
+                video_id=vid,
+                threshold=settings.model.threshold,
+            )
+            for vid in to_report
+        ]
+        outcomes += wait_with_progress(futures, "reports")
+    return outcomes
+
+
+def finish_run(
+    store: OutputStore, run_id: str, outcomes: list[VideoOutcome], info: dict[str, Any], index_model: str | None = None
+) -> dict:
+    """The run index (when a model's reports changed or may have) and the run manifest; returns the summary."""
+    index = write_index(store, index_model) if index_model else None
+    return write_manifest(store, run_id, merge_outcomes(outcomes), {**info, "index": index})

@@ -1,0 +1,35 @@
+"""The Prefect @task wrappers: thin, one per plain job in tasks/ (which tests call directly)."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.jobs.extract import ExtractJob, extract_video
+from tasks.jobs.report import write_video_report
+from tasks.jobs.score import ScoreJob, score_batch
+from tasks.jobs.train import train_from_features
+from tasks.media.devices import pick_device
+from tasks.store.archive import Archive, VideoEntry
+from tasks.store.manifest import VideoOutcome
+from tasks.store.output import OutputStore
+
+
+@task(name="extract-video", cache_policy=NO_CACHE)
+def extract_video_task(
+    entry: VideoEntry, store: OutputStore, job: ExtractJob, archive: Archive, gpu_requested: bool = False
+) -> VideoOutcome:
+    return extract_video(entry, store, job, archive, pick_device(gpu_requested))
+
+
+@task(name="score-videos", cache_policy=NO_CACHE)
+def score_batch_task(job: ScoreJob, video_ids: list[str], gpu_requested: bool = False) -> list[VideoOutcome]:
+    return score_batch(job, video_ids, pick_device(gpu_requested))
+
+
+@task(name="report-video", cache_policy=NO_CACHE)
+def report_video_task(store: OutputStore, model_id: str, video_id: str, threshold: float | None = None) -> VideoOutcome:
+    return write_video_report(store, model_id, video_id, threshold)
+
+
+train_task = task(train_from_features, name="train-model", cache_policy=NO_CACHE)

@@ -1,0 +1,185 @@
+"""One video source over decord: clips in bounded memory, frames at given indices, thumbnails.
+
+The one place that opens decord and turns its errors (RuntimeError, or decord's DECORDError, which is not one)
+into the project's `VideoDecodeError`.
+
+Clips: `clip_len` consecutive frames every `stride` frames, plus each clip's centre frame. Frames are read in
+chunks of about 64 (decord's fast path) and dropped as soon as no later clip needs them, so a reader holds at most
+clip_len - 1 + chunk frames whatever the video's length (`max_buffered` records it). Frames beyond the last full
+clip are not scored; a video shorter than one clip gives one clip whose last frame is repeated. Decoding resizes
+inside decord so the short side is `short_side` (aspect kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from anomaly_models.errors import VideoError
+
+try:  # decord raises its own DECORDError (not a RuntimeError) on bad streams
+    from decord._ffi.base import DECORDError
+except Exception:  # pragma: no cover - decord always ships it
+    DECORDError = RuntimeError
+
+DECODE_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, DECORDError)
+
+
+class VideoDecodeError(VideoError):
+    """A video decord cannot read; `reason` says why (from decord's message)."""
+
+    def __str__(self) -> str:
+        return f"cannot decode {self.video}: {self.reason}"
+
+
+def decoder_reason(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines else exc.__class__.__name__
+    if "Check failed" in text:
+        text = text[text.index("Check failed") :]
+    return f"{exc.__class__.__name__}: {text[:300]}"
+
+
+@contextmanager
+def decoding(name: str) -> Iterator[None]:
+    """Decoder errors inside become VideoDecodeError(name, reason)."""
+    try:
+        yield
+    except DECODE_ERRORS as exc:
+        raise VideoDecodeError(name, decoder_reason(exc)) from exc
+
+
+@dataclass
+class Clip:
+    index: int
+    start_frame: int
+    end_frame: int  # exclusive
+    center_frame: int
+    frames: np.ndarray  # [clip_len, H, W, 3] uint8
+
+    @property
+    def center(self) -> np.ndarray:
+        return self.frames[min(self.center_frame - self.start_frame, len(self.frames) - 1)]
+
+
+def clip_ranges(n_frames: int, clip_len: int, stride: int) -> list[tuple[int, int]]:
+    if n_frames <= 0:
+        return []
+    if n_frames < clip_len:
+        return [(0, n_frames)]
+    return [(s, s + clip_len) for s in range(0, n_frames - clip_len + 1, stride)]
+
+
+def scaled_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
+    if not short_side:
+        return height, width
+    scale = short_side / min(height, width)
+    return max(short_side, round(height * scale / 2) * 2), max(short_side, round(width * scale / 2) * 2)
+
+
+class VideoSource:
+    """One local video file: frame count, fps and native size on open; readers at a chosen size on demand."""
+
+    def __init__(self, path: str, name: str | None = None):
+        import decord
+
+        self.path, self.name = path, name or path
+        with decoding(self.name):
+            probe = decord.VideoReader(path, num_threads=1)
+            self.n_frames = len(probe)
+            self.fps = float(probe.get_avg_fps())
+            self.native_height, self.native_width = probe[0].shape[:2]
+            del probe
+        if self.n_frames == 0 or not self.fps > 0:
+            raise VideoDecodeError(self.name, f"no frames or no frame rate (frames={self.n_frames}, fps={self.fps})")
+
+    def reader(self, height: int, width: int, num_threads: int = 1) -> Any:
+        import decord
+
+        with decoding(self.name):
+            return decord.VideoReader(self.path, width=width, height=height, num_threads=num_threads)
+
+    def read(self, reader: Any, indices: Sequence[int]) -> np.ndarray:
+        """Frames [N, H, W, 3] uint8 at the indices."""
+        with decoding(self.name):
+            return reader.get_batch(list(indices)).asnumpy()
+
+    def clips(
+        self, clip_len: int = 16, stride: int = 16, short_side: int | None = None, chunk: int = 64, num_threads: int = 1
+    ) -> ClipReader:
+        return ClipReader(self, clip_len, stride, short_side, chunk, num_threads)
+
+    def frames(
+        self, indices: Sequence[int], max_short_side: int | None = None, chunk: int = 64
+    ) -> Iterator[np.ndarray]:
+        """Frames at the indices in batches of `chunk`; larger frames are downscaled inside decord so their short
+        side is at most `max_short_side`."""
+        h, w = self.native_height, self.native_width
+        if max_short_side and min(h, w) > max_short_side:
+            h, w = scaled_size(h, w, max_short_side)
+        reader = self.reader(h, w)
+        indices = [int(i) for i in indices]
+        for i in range(0, len(indices), chunk):
+            yield self.read(reader, indices[i : i + chunk])
+
+    def frames_or_none(self, indices: Sequence[int]) -> Iterator[np.ndarray | None]:
+        """One full-size frame at a time; None for a frame that cannot be read (a bad frame blanks only itself)."""
+        reader = self.reader(self.native_height, self.native_width)
+        for index in indices:
+            try:
+                yield self.read(reader, [int(index)])[0]
+            except (IndexError, VideoDecodeError):
+                yield None
+
+
+class ClipReader:
+    """Iterates clips of one video (a VideoSource or a local path). Raises VideoDecodeError for anything decord
+    cannot read."""
+
+    def __init__(
+        self,
+        source: VideoSource | str,
+        clip_len: int = 16,
+        stride: int = 16,
+        short_side: int | None = None,
+        chunk: int = 64,
+        num_threads: int = 1,
+        name: str | None = None,
+    ):
+        if clip_len < 1 or stride < 1 or chunk < 1:
+            raise ValueError("clip_len, stride and chunk must be >= 1")
+        self.source = source if isinstance(source, VideoSource) else VideoSource(source, name)
+        self.clip_len, self.stride, self.chunk = clip_len, stride, chunk
+        self.max_buffered = 0
+        self.n_frames, self.fps = self.source.n_frames, self.source.fps
+        self.native_height, self.native_width = self.source.native_height, self.source.native_width
+        self.height, self.width = scaled_size(self.native_height, self.native_width, short_side)
+        self._reader = self.source.reader(self.height, self.width, num_threads)
+        self.ranges = clip_ranges(self.n_frames, clip_len, stride)
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.ranges)
+
+    def __iter__(self) -> Iterator[Clip]:
+        buf = np.zeros((0, self.height, self.width, 3), np.uint8)
+        buf_start = 0  # frame index of buf[0]
+        for index, (start, end) in enumerate(self.ranges):
+            drop = min(max(start - buf_start, 0), len(buf))
+            buf, buf_start = buf[drop:], buf_start + drop
+            while buf_start + len(buf) < end:
+                read_from = max(buf_start + len(buf), start)
+                frames = self.source.read(self._reader, range(read_from, min(self.n_frames, read_from + self.chunk)))
+                if len(buf) == 0:
+                    buf, buf_start = frames, read_from
+                else:
+                    buf = np.concatenate([buf, frames])
+                self.max_buffered = max(self.max_buffered, len(buf))
+            frames = buf[start - buf_start : end - buf_start]
+            if len(frames) < self.clip_len:  # a video shorter than one clip: repeat its last frame
+                frames = np.concatenate([frames, np.repeat(frames[-1:], self.clip_len - len(frames), axis=0)])
+            yield Clip(index, start, end, (start + end) // 2, frames)

@@ -1,0 +1,87 @@
+"""The video archive: video files under any fsspec URL, their ids (POSIX path relative to the root) and
+fingerprints (size + mtime or ETag) that decide whether a stored result is stale."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import posixpath
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from anomaly_models.errors import NotFound
+
+from .names import InvalidName, safe_relpath
+from .storage import filesystem, is_local, local_path
+
+log = logging.getLogger(__name__)
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp")
+
+
+class InvalidVideoId(InvalidName):
+    pass
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    video_id: str
+    url: str
+    size: int
+    fingerprint: str
+
+
+def validate_video_id(video_id: str) -> str:
+    """Ids are relative POSIX paths inside the archive: no absolute paths, no '..', no empty parts."""
+    try:
+        return safe_relpath(video_id, "video id")
+    except InvalidName as exc:
+        raise InvalidVideoId(str(exc)) from None
+
+
+def fingerprint(info: Mapping[str, Any]) -> str:
+    stamp = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or ""
+    return f"{int(info.get('size') or 0)}-{str(stamp).strip(chr(34))}"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """An archive root URL and the storage options to read it (never shown in its repr)."""
+
+    root: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def videos(self, include: tuple[str, ...] = (), extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[VideoEntry]:
+        """All videos under the root, sorted by id; with `include`, only ids matching one of the globs (fnmatch,
+        e.g. 'cam07/2026-11-*/*')."""
+        fs, root = filesystem(self.root, self.storage_options)
+        fs.invalidate_cache()
+        if not fs.isdir(root):
+            raise NotFound(f"archive not found or not a folder: {self.root}")
+        root = root.rstrip("/")
+        base = self.root.rstrip("/")
+        entries = []
+        for path, info in sorted(fs.find(root, detail=True).items()):
+            if not path.lower().endswith(extensions) or info.get("type") == "directory":
+                continue
+            try:
+                video_id = validate_video_id(posixpath.relpath(path, root))
+            except InvalidVideoId as exc:  # one odd name must not hide the rest of the archive
+                log.warning("skipping %s", exc)
+                continue
+            if include and not any(fnmatch.fnmatchcase(video_id, g) for g in include):
+                continue
+            url = posixpath.join(root if is_local(self.root) else base, video_id)
+            entries.append(VideoEntry(video_id, url, int(info.get("size") or 0), fingerprint(info)))
+        return entries
+
+    @contextmanager
+    def local_copy(self, entry: VideoEntry) -> Iterator[str]:
+        """A local file for the video: itself when local, else a temporary download removed afterwards."""
+        with local_path(entry.url, self.storage_options, suffix=posixpath.splitext(entry.url)[1]) as path:
+            yield path
+
+
+def discover_videos(archive: Archive | str, include: tuple[str, ...] = ()) -> list[VideoEntry]:
+    return (archive if isinstance(archive, Archive) else Archive(archive)).videos(include)

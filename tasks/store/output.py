@@ -1,0 +1,187 @@
+"""The output store: the one object that knows the output tree, reads it and writes it atomically.
+
+```
+<root>/
+  features/<extractor_id>/<video_id>.parquet          one row per clip
+  features/<extractor_id>/_quarantine/<video_id>.json  videos that failed to decode (fingerprint + reason)
+  objects/<detector_id>/<video_id>.parquet            one row per clip (its centre frame)
+  scores/<model_id>/<video_id>.parquet                one row per clip
+  scores/<model_id>/evaluation.json  evaluation.md
+  reports/<model_id>/<video_id>.json  .html           per-video segment report
+  reports/<model_id>/index.html  segments.parquet     run index across videos
+  runs/<run_id>/manifest.parquet  summary.json        one row per video
+  models/<model_id>/checkpoint.pt  config.json        trained models (config.json = the model card)
+```
+
+Frozen and picklable (it travels to Dask workers); the storage options it carries are never shown in its repr.
+Every name from outside is validated (`names`) before it becomes a path. Nothing else builds output paths.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from anomaly_models.errors import UsageError
+
+from .names import safe_name, safe_relpath
+from .storage import filesystem, is_local, join, local_path, read_bytes, write_bytes_atomic
+from .tables import ClipTable, decode_metadata, json_bytes, table_bytes
+
+KINDS = ("features", "objects", "scores", "reports", "runs", "models")
+QUARANTINE = "_quarantine"
+
+
+@dataclass(frozen=True)
+class OutputStore:
+    root: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.root:
+            raise UsageError("out: the output root URL is empty")
+        root = self.root.rstrip("/") or "/"
+        if is_local(root) and not root.startswith("file://"):
+            root = posixpath.abspath(root)
+        object.__setattr__(self, "root", root)
+
+    @classmethod
+    def locate(cls, url: str, kind: str, storage_options: Mapping[str, Any] | None = None) -> tuple[OutputStore, str]:
+        """`<root>/<kind>/<id>` (what users pass: --features, --model, --scores) -> (the store at <root>, <id>).
+        The one place that reads the tree backwards; anything else is an error naming the expected shape."""
+        path = url.rstrip("/")
+        if kind == "models":
+            path = path.removesuffix("/checkpoint.pt").removesuffix("/config.json")
+        parent, producer = posixpath.split(path)
+        root, found = posixpath.split(parent)
+        if found != kind or not producer:
+            raise UsageError(f"{kind}: expected a folder like <out>/{kind}/<id>, got {url!r}")
+        return cls(root or ".", storage_options or {}), safe_name(producer, f"{kind} id")
+
+    def _url(self, *parts: str) -> str:
+        return join(self.root, *parts)
+
+    # ---- paths: the only place that builds them
+    def features_dir(self, extractor_id: str) -> str:
+        return self._url("features", safe_name(extractor_id, "extractor id"))
+
+    def features(self, extractor_id: str, video_id: str) -> str:
+        return join(self.features_dir(extractor_id), safe_relpath(video_id) + ".parquet")
+
+    def quarantine(self, extractor_id: str, video_id: str) -> str:
+        return join(self.features_dir(extractor_id), QUARANTINE, safe_relpath(video_id) + ".json")
+
+    def objects_dir(self, detector_id: str) -> str:
+        return self._url("objects", safe_name(detector_id, "detector id"))
+
+    def objects(self, detector_id: str, video_id: str) -> str:
+        return join(self.objects_dir(detector_id), safe_relpath(video_id) + ".parquet")
+
+    def scores_dir(self, model_id: str) -> str:
+        return self._url("scores", safe_name(model_id, "model id"))
+
+    def scores(self, model_id: str, video_id: str) -> str:
+        return join(self.scores_dir(model_id), safe_relpath(video_id) + ".parquet")
+
+    def evaluation(self, model_id: str, suffix: str) -> str:
+        return join(self.scores_dir(model_id), "evaluation" + suffix)
+
+    def reports_dir(self, model_id: str) -> str:
+        return self._url("reports", safe_name(model_id, "model id"))
+
+    def report(self, model_id: str, video_id: str, suffix: str) -> str:
+        return join(self.reports_dir(model_id), safe_relpath(video_id) + suffix)
+
+    def index(self, model_id: str) -> str:
+        return join(self.reports_dir(model_id), "index.html")
+
+    def segments(self, model_id: str) -> str:
+        return join(self.reports_dir(model_id), "segments.parquet")
+
+    def run_file(self, run_id: str, name: str) -> str:
+        return self._url("runs", safe_name(run_id, "run id"), name)
+
+    def model_dir(self, model_id: str) -> str:
+        return self._url("models", safe_name(model_id, "model id"))
+
+    def model_file(self, model_id: str, name: str) -> str:
+        return join(self.model_dir(model_id), name)
+
+    # ---- reads and atomic writes
+    def read_bytes(self, url: str) -> bytes:
+        return read_bytes(url, self.storage_options)
+
+    def write_bytes(self, url: str, data: bytes) -> str:
+        write_bytes_atomic(url, data, self.storage_options)
+        return url
+
+    def read_json(self, url: str) -> Any:
+        return json.loads(self.read_bytes(url))
+
+    def write_json(self, url: str, obj: Any) -> str:
+        return self.write_bytes(url, json_bytes(obj))
+
+    def read_table(self, url: str) -> ClipTable:
+        fs, path = filesystem(url, self.storage_options)
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f)
+        return ClipTable(table, decode_metadata(table.schema.metadata))
+
+    def write_table(self, url: str, table: pa.Table) -> str:
+        return self.write_bytes(url, table_bytes(table))
+
+    def read_metadata(self, url: str) -> dict[str, str] | None:
+        """Only a Parquet footer's key/value metadata, or None when the object does not exist or is unreadable."""
+        fs, path = filesystem(url, self.storage_options)
+        try:
+            with fs.open(path, "rb") as f:
+                return decode_metadata(pq.read_schema(f).metadata)
+        except (FileNotFoundError, pa.ArrowInvalid, OSError):
+            return None
+
+    def exists(self, url: str) -> bool:
+        fs, path = filesystem(url, self.storage_options)
+        return bool(fs.exists(path))
+
+    def current_metadata(
+        self, url: str, expected: Mapping[str, str], required: Iterable[str] = ()
+    ) -> dict[str, str] | None:
+        """The one freshness check: the stored table's metadata when it matches every expected value (e.g. the
+        source fingerprint and the producer id) and has every required key; else None (missing or stale)."""
+        meta = self.read_metadata(url)
+        if not meta or any(meta.get(k) != str(v) for k, v in expected.items()) or any(k not in meta for k in required):
+            return None
+        return meta
+
+    def is_current(self, url: str, expected: Mapping[str, str], required: Iterable[str] = ()) -> bool:
+        return self.current_metadata(url, expected, required) is not None
+
+    def video_ids(self, folder: str, suffix: str = ".parquet") -> list[str]:
+        """Video ids of every `<video_id><suffix>` under one producer folder (hidden temp files and the quarantine
+        folder excluded). Note: pyarrow dataset readers skip paths starting with '_' or '.'; this does not."""
+        fs, root = filesystem(folder, self.storage_options)
+        fs.invalidate_cache()
+        if not fs.exists(root):
+            return []
+        root = root.rstrip("/")
+        ids = []
+        for path in sorted(fs.find(root)):
+            rel = path[len(root) + 1 :]
+            parts = rel.split("/")
+            if rel.endswith(suffix) and parts[0] != QUARANTINE and not parts[-1].startswith("."):
+                ids.append(rel[: -len(suffix)])
+        return ids
+
+    @contextmanager
+    def local_copy(self, url: str) -> Iterator[str]:
+        """A local file for a source video named in stored metadata (reports' thumbnails), with this store's
+        storage options."""
+        with local_path(url, self.storage_options, suffix=posixpath.splitext(url)[1]) as path:
+            yield path
