@@ -298,18 +298,8 @@ def scan(
     """The nightly job: extract what is new, score it, write reports and the index. Incremental."""
     from .scan_flow import scan as scan_flow
 
-    _run_scan(
-        lambda s: scan_flow(s, model),
-        "scan",
-        config_file=config,
-        archive=archive,
-        out=out,
-        include=include or None,
-        dask_address=dask_address,
-        workers=workers,
-        gpu_tasks=gpu_tasks,
-        force=force,
-    )
+    flags = dict(archive=archive, out=out, include=include, dask_address=dask_address, workers=workers)
+    _run_scan(lambda s: scan_flow(s, model), "scan", config, gpu_tasks=gpu_tasks, force=force, **flags)
 
 
 @app.command()
@@ -329,17 +319,8 @@ def backfill(
     (whatever is done stays current)."""
     from .scan_flow import backfill as backfill_flow
 
-    _run_scan(
-        lambda s: backfill_flow(s, model, chunk),
-        "backfill",
-        config_file=config,
-        archive=archive,
-        out=out,
-        include=include or None,
-        dask_address=dask_address,
-        workers=workers,
-        gpu_tasks=gpu_tasks,
-    )
+    flags = dict(archive=archive, out=out, include=include, dask_address=dask_address, workers=workers)
+    _run_scan(lambda s: backfill_flow(s, model, chunk), "backfill", config, gpu_tasks=gpu_tasks, **flags)
 
 
 @app.command()
@@ -383,8 +364,8 @@ def serve(
     )
 
 
-def _run_scan(run, title: str, **flags) -> None:
-    settings = _settings(**flags)
+def _run_scan(run, title: str, config: str | None, include: list[str] | None = None, **flags) -> None:
+    settings = _settings(config_file=config, include=include or None, **flags)
     summary = run(settings)
     print_summary(summary, title)
     console.print(f"index: {summary['index']}", markup=False)

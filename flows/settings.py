@@ -39,6 +39,12 @@ class ConfigError(UsageError):
     pass
 
 
+def one_of(value: str, known: Any, what: str) -> str:
+    if value not in known:
+        raise ValueError(f"unknown {what} {value!r}; known: {sorted(known)}")
+    return value
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -62,9 +68,7 @@ class ExtractorSettings(Section):
     @field_validator("backbone")
     @classmethod
     def _known_backbone(cls, v: str) -> str:
-        if v not in BACKBONES:
-            raise ValueError(f"unknown backbone {v!r}; known: {sorted(BACKBONES)}")
-        return v
+        return one_of(v, BACKBONES, "backbone")
 
     @model_validator(mode="after")
     def _backbone_takes_these_inputs(self) -> ExtractorSettings:
@@ -92,9 +96,7 @@ class DetectorSettings(Section):
     @field_validator("name")
     @classmethod
     def _known_detector(cls, v: str) -> str:
-        if v not in DETECTORS:
-            raise ValueError(f"unknown detector {v!r}; known: {sorted(DETECTORS)}")
-        return v
+        return one_of(v, DETECTORS, "detector")
 
 
 class ModelSettings(Section):
@@ -115,9 +117,7 @@ class ModelSettings(Section):
     @field_validator("name")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        if v not in MODELS:
-            raise ValueError(f"unknown model {v!r}; known: {sorted(MODELS)}")
-        return v
+        return one_of(v, MODELS, "model")
 
 
 class ClusterSettings(Section):
