@@ -3,7 +3,8 @@
 Each class maps to a documented exit code of the `vad` CLI: a `UsageError` (bad flags, config, annotations or a
 name that is not a safe path) exits 2, a `RefusedJob` (the inputs cannot serve this job) exits 1, and a
 `VideoError` is recorded against its video in the run manifest (the run goes on and exits 3). Anything else that
-reaches the CLI is a bug. Every error survives a pickle round trip (they cross Dask worker boundaries).
+reaches the CLI is a bug. Every error survives a pickle round trip (they cross Dask worker boundaries), also with tblib's exception pickling
+(which distributed installs): no class mixes two built-in bases of different layouts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class UsageError(VadError, ValueError):
     exit_code = 2
 
 
-class RefusedJob(VadError, ValueError):
+class RefusedJob(VadError):
     """The job cannot run on these inputs (a model trained on other features, missing inputs, nothing to do)."""
 
     exit_code = 1

@@ -55,6 +55,11 @@ def test_prefect_task_wrappers_live_in_flows_only():
 def test_every_project_error_survives_pickling(error):
     back = pickle.loads(pickle.dumps(error))
     assert type(back) is type(error) and str(back) == str(error)
+    from tblib import pickling_support  # how distributed pickles exceptions with their tracebacks
+
+    pickling_support.install(error)
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error) and str(back) == str(error)
 
 
 def test_decode_error_survives_pickling_with_its_reason():

@@ -15,9 +15,11 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from anomaly_models.errors import VideoError
+
 from ..media.backbones import ExtractorSpec, cached_extractor
+from ..media.decoder import IsolatedVideo, TimeLimit
 from ..media.detectors import DetectorSpec, detect_centre_frames
-from ..media.video import ClipReader, VideoDecodeError, VideoSource
 from ..store.archive import Archive, VideoEntry
 from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome
 from ..store.output import OutputStore
@@ -34,6 +36,8 @@ class ExtractJob:
     batch_size: int = 8  # clips per forward pass
     threads: int | None = None  # torch threads per worker process
     force: bool = False
+    limit: TimeLimit = TimeLimit()  # per-video decode time limit
+    verify_frames: bool = True  # probe for listed frames that do not decode (and never read them)
 
 
 def configure_threads(threads: int | None) -> None:
@@ -76,10 +80,9 @@ def _weights_label(weights: str) -> str:
     return "random-init" if weights == "random" else weights
 
 
-def _features(source: VideoSource, entry: VideoEntry, job: ExtractJob, device: str | None) -> pa.Table:
+def _features(source: IsolatedVideo, entry: VideoEntry, job: ExtractJob, device: str | None) -> pa.Table:
     spec = job.spec
     model = cached_extractor(spec, device)
-    reader = ClipReader(source, spec.clip_len, spec.stride, short_side=spec.short_side)
     feats: list[np.ndarray] = []
     toks: list[np.ndarray] = []
     batch: list[np.ndarray] = []
@@ -92,7 +95,7 @@ def _features(source: VideoSource, entry: VideoEntry, job: ExtractJob, device: s
             toks.append(t)
         batch.clear()
 
-    for clip in reader:
+    for clip in source.clips(spec.clip_len, spec.stride, short_side=spec.short_side):
         clips.append((clip.start_frame, clip.end_frame, clip.center_frame))
         batch.append(clip.frames)
         if len(batch) == job.batch_size:
@@ -102,12 +105,13 @@ def _features(source: VideoSource, entry: VideoEntry, job: ExtractJob, device: s
     starts, ends, centers = (np.array(c) for c in zip(*clips))
     meta = {
         "extractor_id": spec.extractor_id,
-        "fps": reader.fps,
-        "frame_count": reader.n_frames,
+        "fps": source.fps,
+        "frame_count": source.n_frames,
+        "reported_frame_count": source.reported_frames,
         "fingerprint": entry.fingerprint,
         "video_id": entry.video_id,
-        "width": reader.native_width,
-        "height": reader.native_height,
+        "width": source.native_width,
+        "height": source.native_height,
         "weights": _weights_label(spec.weights),
         "extractor_spec": json.dumps(dataclasses.asdict(spec)),
         "source_url": entry.url,
@@ -117,7 +121,7 @@ def _features(source: VideoSource, entry: VideoEntry, job: ExtractJob, device: s
         starts,
         ends,
         centers,
-        reader.fps,
+        source.fps,
         np.concatenate(feats),
         meta,
         np.concatenate(toks) if job.tokens else None,
@@ -125,7 +129,7 @@ def _features(source: VideoSource, entry: VideoEntry, job: ExtractJob, device: s
 
 
 def _objects(
-    source: VideoSource, entry: VideoEntry, features: pa.Table, detector: DetectorSpec, device: str | None
+    source: IsolatedVideo, entry: VideoEntry, features: pa.Table, detector: DetectorSpec, device: str | None
 ) -> pa.Table:
     starts, ends, centers = (features.column(c).to_numpy() for c in ("start_frame", "end_frame", "center_frame"))
     fps = float(features.schema.metadata[b"fps"])
@@ -156,8 +160,10 @@ def extract_video(
         return VideoOutcome(entry.video_id, SKIPPED, "extract", output=target, started_at=timer.started_at)
     configure_threads(job.threads)
     try:
-        with (archive or Archive(entry.url)).local_copy(entry) as path:
-            source = VideoSource(path, entry.video_id)
+        with (
+            (archive or Archive(entry.url)).local_copy(entry) as path,
+            IsolatedVideo(path, entry.video_id, job.limit, job.verify_frames) as source,
+        ):
             features = store.read_table(target).table if have_features else _features(source, entry, job, device)
             if not have_features:
                 store.write_table(target, features)
@@ -166,7 +172,7 @@ def extract_video(
                     store.objects(job.detector.detector_id, entry.video_id),
                     _objects(source, entry, features, job.detector, device),
                 )
-    except VideoDecodeError as exc:
+    except VideoError as exc:  # cannot decode, or timed out: quarantined until the file changes (or --force)
         store.write_json(
             store.quarantine(spec.extractor_id, entry.video_id),
             {"fingerprint": entry.fingerprint, "reason": exc.reason},

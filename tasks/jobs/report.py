@@ -13,9 +13,10 @@ import io
 import numpy as np
 import pyarrow as pa
 
+from anomaly_models.errors import VideoError
 from anomaly_models.metrics import score_segments
 
-from ..media.video import VideoDecodeError, VideoSource
+from ..media.decoder import IsolatedVideo, TimeLimit
 from ..store.manifest import DONE, FAILED, Timer, VideoOutcome
 from ..store.output import OutputStore
 from ..store.tables import ClipTable
@@ -104,19 +105,26 @@ def timeline_png(report: dict) -> str:
     return _png(fig)
 
 
+THUMBNAIL_LIMIT = TimeLimit(base_s=60.0, per_video_s=0.0, stall_s=30.0)
+
+
 def thumbnails_png(
     video_url: str, frames: list[int], store: OutputStore | None = None, width: int = 240
 ) -> list[str | None]:
-    """The frames as small PNGs, reading the video once; Nones when it cannot be read now (reports never fail on
-    thumbnails). `store` lends its storage options for remote source videos."""
+    """The frames as small PNGs, reading the video once in the decoder child under THUMBNAIL_LIMIT; Nones for
+    frames that cannot be read now (reports never fail, nor hang, on thumbnails). `store` lends its storage options
+    for remote source videos."""
     from PIL import Image
 
     if not frames or not video_url:
         return [None] * len(frames)
     out: list[str | None] = []
     try:
-        with (store or OutputStore(".")).local_copy(video_url) as path:
-            for frame in VideoSource(path, video_url).frames_or_none(frames):  # one frame in memory at a time
+        with (
+            (store or OutputStore(".")).local_copy(video_url) as path,
+            IsolatedVideo(path, video_url, THUMBNAIL_LIMIT) as video,
+        ):
+            for frame in video.frames_or_none(frames):  # one frame in memory at a time
                 if frame is None:
                     out.append(None)
                     continue
@@ -125,8 +133,8 @@ def thumbnails_png(
                 buf = io.BytesIO()
                 img.save(buf, format="PNG")
                 out.append(base64.b64encode(buf.getvalue()).decode())
-    except (OSError, VideoDecodeError):
-        return [None] * len(frames)
+    except (OSError, VideoError):
+        return out + [None] * (len(frames) - len(out))
     return out
 
 

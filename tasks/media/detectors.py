@@ -18,7 +18,7 @@ import torch
 
 from anomaly_models.errors import UsageError
 
-from .video import VideoSource
+from .video import FrameSource
 from .weights import load_state_dict, weights_tag
 
 DETECTORS = {
@@ -130,7 +130,7 @@ def cached_detector(spec: DetectorSpec, device: str | None = None) -> ObjectDete
 
 
 def detect_centre_frames(
-    source: VideoSource, centers, spec: DetectorSpec, device: str | None = None, batch_size: int = 8
+    source: FrameSource, centers, spec: DetectorSpec, device: str | None = None, batch_size: int = 8
 ) -> list[FrameObjects]:
     """Decode only the centre frames (short side at most the detector's min_size; smaller frames are left to the
     detector's own resize), chunk by chunk, and detect."""

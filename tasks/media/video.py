@@ -12,10 +12,11 @@ inside decord so the short side is `short_side` (aspect kept).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -81,21 +82,61 @@ def scaled_size(height: int, width: int, short_side: int | None) -> tuple[int, i
     return max(short_side, round(height * scale / 2) * 2), max(short_side, round(width * scale / 2) * 2)
 
 
-class VideoSource:
-    """One local video file: frame count, fps and native size on open; readers at a chosen size on demand."""
+def decodable_frames(path: str) -> int | None:
+    """How many frames really decode, by a cheap probe: the video packets' timestamps (demuxed, not decoded) and a
+    decode of the last group of pictures only. Some containers list frames that do not decode (e.g. trailing
+    end-of-sequence packets): decord then reports them, repeats the last real frame for them, and spins for ever
+    when asked for one directly. None when PyAV cannot probe the file (decord's count is kept)."""
+    import av
 
-    def __init__(self, path: str, name: str | None = None):
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None)
+            if not pts:
+                return None
+            container.seek(pts[-1], stream=stream, backward=True, any_frame=False)
+            last = max((f.pts for f in container.decode(stream) if f.pts is not None), default=None)
+    except (av.FFmpegError, IndexError, ValueError):
+        return None
+    return 0 if last is None else bisect.bisect_right(pts, last)
+
+
+class FrameSource(Protocol):
+    """What reads frames at indices: a VideoSource here, or one in the decoder child (`decoder.IsolatedVideo`)."""
+
+    def frames(
+        self, indices: Sequence[int], max_short_side: int | None = None, chunk: int = 64
+    ) -> Iterator[np.ndarray]: ...
+
+
+class VideoSource:
+    """One local video file: frame count, fps and native size on open; readers at a chosen size on demand.
+
+    `n_frames` counts only frames that really decode (`decodable_frames`); when the container lists more,
+    `reported_frames` keeps its count and nothing past the real frames is ever read."""
+
+    def __init__(self, path: str, name: str | None = None, verify: bool = True):
         import decord
 
         self.path, self.name = path, name or path
         with decoding(self.name):
             probe = decord.VideoReader(path, num_threads=1)
-            self.n_frames = len(probe)
+            self.n_frames = self.reported_frames = len(probe)
             self.fps = float(probe.get_avg_fps())
             self.native_height, self.native_width = probe[0].shape[:2]
             del probe
         if self.n_frames == 0 or not self.fps > 0:
             raise VideoDecodeError(self.name, f"no frames or no frame rate (frames={self.n_frames}, fps={self.fps})")
+        real = decodable_frames(path) if verify else None
+        if real is not None and real < self.n_frames:
+            if real == 0:
+                raise VideoDecodeError(self.name, f"no decodable frames (the container lists {self.n_frames})")
+            self.n_frames = real
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / self.fps
 
     def reader(self, height: int, width: int, num_threads: int = 1) -> Any:
         import decord
