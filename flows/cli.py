@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 console = Console()
 EXIT_SOME_FAILED = 3
+EXIT_INTERRUPTED = 130
 
 ConfigOpt = typer.Option(None, "--config", help="YAML settings file (flags > VAD_* env > file)")
 OutOpt = typer.Option(None, "--out", help="output root URL (default ./vad-data)")
@@ -63,7 +64,10 @@ def handled(command: F) -> F:
         except VadError as exc:
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run wrote its manifest, the cluster closed
+            console.print("[yellow]interrupted:[/yellow] stopped; the run's manifest records what finished")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
             console.print(
@@ -95,15 +99,43 @@ def print_summary(summary: dict, title: str) -> None:
         console.print(f"[yellow]quarantined earlier[/yellow] {escape(video_id)}: {escape(error)} (--force retries)")
 
 
+def parse_overlaps(text: str) -> tuple[float, ...]:
+    """'10,25,50' (percent) or '0.1,0.25,0.5' (fractions: every value <= 1) -> fractions in (0, 1]."""
+    try:
+        values = [float(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise UsageError(f"--overlaps: expected comma-separated percentages like 10,25,50, got {text!r}")
+    fractions = values if all(v <= 1 for v in values) else [v / 100 for v in values]
+    if any(not 0 < k <= 1 for k in fractions):
+        raise UsageError(f"--overlaps: IoU thresholds must be in (0, 100] percent (or (0, 1]), got {text!r}")
+    return tuple(fractions)
+
+
 def exit_for(summary: dict) -> None:
     if summary["counts"].get("failed"):
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _sigterm_stops_cleanly() -> None:
+    """SIGTERM unwinds like Ctrl-C: no new work, the manifest is written, the cluster and Prefect's temporary API
+    server stop (their exit handlers run), no process is left behind."""
+    import signal
+    import threading
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
 
 
 @app.callback()
 def main() -> None:
     """vad: find and localize anomalous events in recorded surveillance video."""
     _prefect_defaults()
+    _sigterm_stops_cleanly()
 
 
 @app.command()
@@ -266,19 +298,17 @@ def report(
 def evaluate(
     scores: list[str] = typer.Option(..., "--scores", help="scores folder <out>/scores/<model_id>; repeat to compare"),
     annotations: str = AnnotationsOpt,
-    overlaps: str = typer.Option("10,25,50", help="IoU thresholds in percent"),
-    threshold: Optional[float] = typer.Option(None, help="default: each model's own threshold"),
+    overlaps: str = typer.Option("10,25,50", help="IoU thresholds: percentages in (0, 100] (or fractions in (0, 1])"),
+    threshold: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0, help="score threshold in [0, 1]; default: each model's own"
+    ),
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """F1@k (abnormal / normal / all) and frame AUC against annotations; writes evaluation.json/.md by the scores."""
     from .evaluate_flow import evaluate as evaluate_flow
 
     settings = _settings(config_file=config)
-    try:
-        ks = tuple(float(k) / 100 for k in overlaps.split(","))
-    except ValueError:
-        raise UsageError(f"--overlaps: expected comma-separated percentages like 10,25,50, got {overlaps!r}") from None
-    result = evaluate_flow(settings, scores, annotations, ks, threshold)
+    result = evaluate_flow(settings, scores, annotations, parse_overlaps(overlaps), threshold)
     console.print(result["markdown"], soft_wrap=True, markup=False)
 
 

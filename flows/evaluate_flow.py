@@ -29,6 +29,8 @@ def evaluate(
         result["written"] = write_evaluation(store, model_id, result)
         if result["unmatched_annotations"]:
             logger.warning("%d annotated names have no scores (not evaluated)", len(result["unmatched_annotations"]))
+        for vid, problems in result["invalid_annotations"].items():
+            logger.warning("%s not evaluated: %s", vid, "; ".join(problems))
         results.append(result)
         outcomes = [VideoOutcome(v, DONE, "evaluate") for v in result["evaluated_videos"]] + [
             VideoOutcome(v, SKIPPED, "evaluate", error="no annotation") for v in result["unannotated_videos"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from tasks.jobs.plan import plan_extraction
-from tasks.store.manifest import new_run_id, write_manifest
 
-from .pipeline import run_extraction
+from .pipeline import RunRecord, run_extraction
 from .runner import dask_runner
 from .settings import Settings
 
@@ -20,18 +19,13 @@ def extract_features(settings: Settings) -> dict:
         logger.warning(
             "backbone %s is RANDOM-INITIALISED (seed %d): features are not pretrained", spec.backbone, spec.seed
         )
-    run_id = new_run_id("extract")
-    entries = settings.archive.videos(include=tuple(settings.schedule.include))
-    plan = plan_extraction(store, entries, settings.extract_job)
-    logger.info("%d videos found: %d to extract, %d current", len(entries), len(plan.extract), len(plan.outcomes))
-    outcomes = list(plan.outcomes)
-    if plan.extract:
-        with dask_runner(settings.cluster) as runner:
-            outcomes += run_extraction(runner, plan, settings)
-    outcomes.sort(key=lambda o: o.video_id)
-    return write_manifest(
-        store,
-        run_id,
-        outcomes,
-        {"flow": "extract-features", "extractor_id": spec.extractor_id, "archive": settings.storage.archive},
-    )
+    run = RunRecord(store, "extract", {"extractor_id": spec.extractor_id, "archive": settings.storage.archive})
+    with run.guard():
+        entries = settings.archive.videos(include=tuple(settings.schedule.include))
+        plan = plan_extraction(store, entries, settings.extract_job)
+        run.plan(plan)
+        logger.info("%d videos found: %d to extract, %d current", len(entries), len(plan.extract), len(plan.outcomes))
+        if plan.extract:
+            with dask_runner(settings.cluster) as runner, run.guard():
+                run.outcomes += run_extraction(runner, plan, settings)
+    return run.finish()

@@ -3,6 +3,8 @@ score and report, then write the index and the run manifest."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect_dask import DaskTaskRunner
@@ -10,7 +12,15 @@ from prefect_dask import DaskTaskRunner
 from tasks.jobs.plan import Plan, check_inputs
 from tasks.jobs.report import write_index
 from tasks.jobs.score import ScoreJob
-from tasks.store.manifest import DONE, VideoOutcome, merge_outcomes, write_manifest
+from tasks.store.manifest import (
+    DONE,
+    INTERRUPTED,
+    VideoOutcome,
+    failure_reason,
+    merge_outcomes,
+    new_run_id,
+    write_manifest,
+)
 from tasks.store.output import OutputStore
 
 from .progress import wait_with_progress
@@ -73,9 +83,47 @@ def score_and_report(
     return outcomes
 
 
-def finish_run(
-    store: OutputStore, run_id: str, outcomes: list[VideoOutcome], info: dict[str, Any], index_model: str | None = None
-) -> dict:
-    """The run index (when a model's reports changed or may have) and the run manifest; returns the summary."""
-    index = write_index(store, index_model) if index_model else None
-    return write_manifest(store, run_id, merge_outcomes(outcomes), {**info, "index": index})
+class RunRecord:
+    """One run's record: `runs/<run_id>/started.json` before any work (an output that cannot be written stops the
+    run there, with one clear line), and the manifest at the end, or, when the run is interrupted (SIGTERM,
+    Ctrl-C, a crash), at once, with every planned video that did not finish as `interrupted`."""
+
+    def __init__(self, store: OutputStore, flow: str, info: dict[str, Any]):
+        self.store, self.info = store, {"flow": flow, **info}
+        self.run_id = new_run_id(flow)
+        self.outcomes: list[VideoOutcome] = []
+        self.planned: set[str] = set()
+        self.written: dict | None = None
+        store.check_writable(self.run_id, self.info)
+
+    def plan(self, plan: Plan) -> None:
+        self.outcomes += plan.outcomes
+        self.planned |= {e.video_id for e in plan.extract} | set(plan.score) | set(plan.report)
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Around the work: whatever stops it, the manifest is written first (then the cluster may close)."""
+        try:
+            yield
+        except BaseException as exc:
+            if self.written is None:
+                finished = {o.video_id for o in self.outcomes if o.status != "skipped"}
+                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"run failed: {failure_reason(exc)}"
+                self.outcomes += [
+                    VideoOutcome(v, INTERRUPTED, "run", error=reason) for v in sorted(self.planned - finished)
+                ]
+                self.written = write_manifest(
+                    self.store,
+                    self.run_id,
+                    merge_outcomes(self.outcomes),
+                    {**self.info, "interrupted": reason, "index": None},
+                )
+            raise
+
+    def finish(self, index_model: str | None = None, **info: Any) -> dict:
+        """The run index (when a model's reports may have changed) and the manifest; returns the summary."""
+        index = write_index(self.store, index_model) if index_model else None
+        self.written = write_manifest(
+            self.store, self.run_id, merge_outcomes(self.outcomes), {**self.info, **info, "index": index}
+        )
+        return self.written

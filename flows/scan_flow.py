@@ -17,47 +17,44 @@ from tasks.jobs.score import ScoreJob
 from tasks.models.inputs import InputSource
 from tasks.models.repository import locate_model
 from tasks.store.archive import VideoEntry
-from tasks.store.manifest import new_run_id, write_summary
+from tasks.store.manifest import SKIPPED, VideoOutcome, new_run_id, write_summary
 
-from .pipeline import finish_run, run_extraction, score_and_report
+from .pipeline import RunRecord, run_extraction, score_and_report
 from .progress import say
 from .runner import dask_runner
 from .settings import Settings, load_settings
 
 
 def scan_videos(
-    settings: Settings, model_url: str, entries: list[VideoEntry], flow_name: str = "scan", index: bool = True
+    settings: Settings,
+    model_url: str,
+    entries: list[VideoEntry],
+    flow_name: str = "scan",
+    index: bool = True,
+    skipped: dict[str, str] | None = None,
 ) -> dict:
-    """Extract what is new among `entries`, score it, report it, rebuild the index; write the run manifest."""
+    """Extract what is new among `entries`, score it, report it, rebuild the index; write the run manifest
+    (`skipped`: files discovery left out, with why, recorded as skipped rows)."""
     logger = get_run_logger()
     model_store, card = locate_model(model_url, settings.storage.options)
     settings = settings.for_card(card)
     out = settings.store
     job = ScoreJob(card, model_store, InputSource.for_card(out, card), out, settings.schedule.force)
-    run_id = new_run_id(flow_name)
-    plan = plan_scan(job, settings.extract_job, entries)
-    outcomes = list(plan.outcomes)
-    if plan.empty:
-        say(f"nothing new: {len(entries)} videos, all features, scores and reports are current")
-    else:
-        logger.info("scan plan: %s", plan.work)
-        with dask_runner(settings.cluster) as runner:
-            extracted = run_extraction(runner, plan, settings)
-            outcomes += extracted + score_and_report(runner, job, plan, settings, extracted)
-    return finish_run(
-        out,
-        run_id,
-        outcomes,
-        {
-            "flow": flow_name,
-            "model_id": card.model_id,
-            "archive": settings.storage.archive,
-            "extractor_id": card.extractor_id,
-            "work": plan.work,
-            "videos": len(entries),
-        },
-        index_model=card.model_id if index else None,
-    )
+    run = RunRecord(out, flow_name, {"model_id": card.model_id, "archive": settings.storage.archive,
+                                     "extractor_id": card.extractor_id, "videos": len(entries)})  # fmt: skip
+    run.outcomes += [VideoOutcome(name, SKIPPED, "discover", error=why) for name, why in (skipped or {}).items()]
+    with run.guard():
+        plan = plan_scan(job, settings.extract_job, entries)
+        run.plan(plan)
+        if plan.empty:
+            say(f"nothing new: {len(entries)} videos, all features, scores and reports are current")
+        else:
+            logger.info("scan plan: %s", plan.work)
+            with dask_runner(settings.cluster) as runner, run.guard():
+                extracted = run_extraction(runner, plan, settings)
+                run.outcomes += extracted
+                run.outcomes += score_and_report(runner, job, plan, settings, extracted)
+    return run.finish(index_model=card.model_id if index else None, work=plan.work)
 
 
 def dated_globs(globs: list[str], today: date | None = None) -> tuple[str, ...]:
@@ -73,8 +70,8 @@ def scan(settings: Settings, model_url: str, config_file: str | None = None) -> 
     they are never stored with the deployment."""
     if config_file:
         settings = settings.replace(storage_options=load_settings(config_file).storage.options)
-    entries = settings.archive.videos(include=dated_globs(settings.schedule.include))
-    return scan_videos(settings, model_url, entries)
+    entries, skipped = settings.archive.listing(include=dated_globs(settings.schedule.include))
+    return scan_videos(settings, model_url, entries, skipped=skipped)
 
 
 @flow(name="backfill-chunk")

@@ -9,10 +9,9 @@ from tasks.jobs.plan import plan_score
 from tasks.jobs.score import ScoreJob
 from tasks.models.inputs import InputSource
 from tasks.models.repository import locate_model
-from tasks.store.manifest import new_run_id
 from tasks.store.output import OutputStore
 
-from .pipeline import finish_run, score_and_report
+from .pipeline import RunRecord, score_and_report
 from .runner import dask_runner
 from .settings import Settings
 
@@ -29,16 +28,12 @@ def score_features(settings: Settings, features_url: str, model_url: str) -> dic
         settings.store,
         settings.schedule.force,
     )
-    plan = plan_score(job)
-    logger.info("score plan: %s", plan.work)
-    outcomes = list(plan.outcomes)
-    if not plan.empty:
-        with dask_runner(settings.cluster) as runner:
-            outcomes += score_and_report(runner, job, plan, settings)
-    return finish_run(
-        settings.store,
-        new_run_id("score"),
-        outcomes,
-        {"flow": "score-features", "model_id": card.model_id},
-        index_model=card.model_id,
-    )
+    run = RunRecord(settings.store, "score", {"model_id": card.model_id, "features": features_url})
+    with run.guard():
+        plan = plan_score(job)
+        run.plan(plan)
+        logger.info("score plan: %s", plan.work)
+        if not plan.empty:
+            with dask_runner(settings.cluster) as runner, run.guard():
+                run.outcomes += score_and_report(runner, job, plan, settings)
+    return run.finish(index_model=card.model_id)

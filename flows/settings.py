@@ -29,6 +29,7 @@ from anomaly_models.errors import UsageError
 from anomaly_models.registry import MODELS
 from tasks.jobs.extract import ExtractJob
 from tasks.media.backbones import BACKBONES, ExtractorSpec, backbone_class, check_spec
+from tasks.media.decoder import TimeLimit
 from tasks.media.detectors import DETECTORS, DetectorSpec
 from tasks.models.card import ModelCard
 from tasks.store.archive import Archive
@@ -64,6 +65,7 @@ class ExtractorSettings(Section):
     size: int | None = Field(None, ge=16, description="crop size; default: the backbone's native size")
     batch_size: int = Field(8, ge=1, description="clips per forward pass")
     tokens: bool = Field(False, description="also store spatial token maps (for ADOR)")
+    verify_frames: bool = Field(True, description="probe for listed frames that do not decode and never read them")
 
     @field_validator("backbone")
     @classmethod
@@ -125,6 +127,9 @@ class ClusterSettings(Section):
     workers: int = Field(1, ge=1, description="LocalCluster worker processes")
     threads: int = Field(2, ge=1, description="torch threads per worker process")
     gpu_tasks: bool = Field(False, description="extraction/scoring tasks ask Dask for the GPU resource")
+    video_timeout_s: float = Field(300.0, gt=0, description="per-video decode time limit: this base ...")
+    video_timeout_per_s: float = Field(10.0, ge=0, description="... plus this many seconds per second of video")
+    stall_timeout_s: float = Field(120.0, gt=0, description="a decoder that yields nothing for this long is stopped")
 
 
 class ScheduleSettings(Section):
@@ -161,14 +166,11 @@ class Settings(Section):
 
     @property
     def extract_job(self) -> ExtractJob:
-        return ExtractJob(
-            self.extractor.spec,
-            self.extractor.tokens,
-            self.detector_spec,
-            self.extractor.batch_size,
-            self.cluster.threads,
-            self.schedule.force,
-        )
+        c = self.cluster
+        limit = TimeLimit(c.video_timeout_s, c.video_timeout_per_s, c.stall_timeout_s)
+        e = self.extractor
+        return ExtractJob(e.spec, e.tokens, self.detector_spec, e.batch_size, c.threads, self.schedule.force, limit,
+                          e.verify_frames)  # fmt: skip
 
     def replace(self, **flat: Any) -> Settings:
         """A copy with some fields changed, by flat name (e.g. window=32, storage_options={...})."""

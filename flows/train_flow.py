@@ -68,6 +68,8 @@ def train_model(
             len(matched.unmatched_annotations),
             matched.unmatched_annotations[:10],
         )
+    for vid, problems in matched.invalid_annotations.items():
+        logger.warning("%s left out of training: %s", vid, "; ".join(problems))
     if matched.unannotated_videos:
         logger.warning(
             "%d videos have no annotation and were not used: %s",

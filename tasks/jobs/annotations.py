@@ -31,6 +31,13 @@ class VideoAnnotation:
     label_class: str
     segments: list[tuple[float, float]] = field(default_factory=list)
     unit: str = "seconds"  # or "frames" (end inclusive, UCF-Crime txt)
+    problems: list[str] = field(default_factory=list)  # invalid segments: the video cannot be labelled
+
+    def add(self, start: float, end: float, where: str) -> None:
+        self.segments.append((start, end))
+        problem = segment_problem(start, end, where)
+        if problem:
+            self.problems.append(problem)
 
     def frame_ranges(self, fps: float) -> list[tuple[int, int]]:
         """Segments as [start, end) frame ranges."""
@@ -53,18 +60,24 @@ class VideoAnnotation:
 
 
 def read_ucf_txt(path: str) -> dict[str, VideoAnnotation]:
-    out = {}
+    out: dict[str, VideoAnnotation] = {}
     with open(path) as f:
-        for line in f:
+        for number, line in enumerate(f, start=1):
             parts = line.split()
             if not parts:
                 continue
+            where = f"{path}:{number}"
             if len(parts) != 6:
-                raise AnnotationError(f"{path}: expected 'name class s1 e1 s2 e2', got {line.strip()!r}")
+                raise AnnotationError(f"{where}: expected 'name class s1 e1 s2 e2', got {line.strip()!r}")
             name, cls, *nums = parts
-            s1, e1, s2, e2 = (int(n) for n in nums)
-            segs: list[tuple[float, float]] = [(s, e) for s, e in ((s1, e1), (s2, e2)) if s >= 0 and e >= 0]
-            out[name] = VideoAnnotation(name, cls, segs, "frames")
+            try:
+                s1, e1, s2, e2 = (int(n) for n in nums)
+            except ValueError:
+                raise AnnotationError(f"{where}: frame numbers must be integers, got {nums}") from None
+            ann = out[name] = VideoAnnotation(name, cls, unit="frames")
+            for s, e in ((s1, e1), (s2, e2)):
+                if (s, e) != (-1, -1):  # -1 -1: no segment; frames, end inclusive (a one-frame segment has e == s)
+                    ann.add(s, e, where)
     return out
 
 
@@ -73,13 +86,39 @@ def _class_of(name: str) -> str:
     return "Normal" if "normal" in head.lower() else (head or "Unknown")
 
 
+def segment_problem(start: float, end: float, where: str) -> str | None:
+    """Why a segment is invalid (negative, or ending before it starts), naming where it is; None when valid.
+    Zero-length segments are valid (the public UCF-Crime V2 files hold some; they label no frame), and segments
+    past a video's end are clipped to it when labels are made, so annotations in seconds need not know exact
+    durations. A video with an invalid segment is left out of training and evaluation and reported (`Matching.
+    invalid`): labelling it anyway would teach or score the wrong thing, silently."""
+    if start < 0 or end < 0:
+        return f"{where}: negative time in segment ({start:g}, {end:g})"
+    if end < start:
+        return f"{where}: segment ends before it starts ({start:g}, {end:g})"
+    return None
+
+
 def read_v2_json(path: str) -> dict[str, VideoAnnotation]:
     with open(path) as f:
         data = json.load(f)
-    return {
-        name: VideoAnnotation(name, _class_of(name), [(float(s["start"]), float(s["end"])) for s in segs])
-        for name, segs in data.items()
-    }
+    if not isinstance(data, dict):
+        raise AnnotationError(f'{path}: expected an object {{"Class/Video.mp4": [{{"start": s, "end": e}}]}}')
+    out = {}
+    for name, segs in data.items():
+        where = f"{path}: {name!r}"
+        if not isinstance(segs, list):
+            raise AnnotationError(f'{where}: expected a list of {{"start": s, "end": e}}, got {segs!r}')
+        ann = out[name] = VideoAnnotation(name, _class_of(name))
+        for seg in segs:
+            if not isinstance(seg, dict) or not {"start", "end"} <= set(seg):
+                raise AnnotationError(f"{where}: each segment needs 'start' and 'end' (seconds), got {seg!r}")
+            try:
+                start, end = float(seg["start"]), float(seg["end"])
+            except (TypeError, ValueError):
+                raise AnnotationError(f"{where}: 'start' and 'end' must be numbers, got {seg!r}") from None
+            ann.add(start, end, where)
+    return out
 
 
 def read_csv(path: str) -> dict[str, VideoAnnotation]:
@@ -95,11 +134,12 @@ def read_csv(path: str) -> dict[str, VideoAnnotation]:
             start, end = (row["start_s"] or "").strip(), (row["end_s"] or "").strip()
             if start or end:
                 try:
-                    ann.segments.append((float(start), float(end)))
+                    segment = float(start), float(end)
                 except ValueError:
                     raise AnnotationError(
                         f"{path}:{line}: start_s/end_s must be numbers, got {start!r}, {end!r}"
                     ) from None
+                ann.add(*segment, where=f"{path}:{line}")
     return out
 
 
@@ -134,6 +174,7 @@ class Matching:
     unmatched_names: list[str]  # annotation names with no video
     ambiguous_names: list[str]  # annotation names matching several videos
     unannotated_ids: list[str]  # videos with no annotation
+    invalid: dict[str, list[str]] = field(default_factory=dict)  # video_id -> its annotation's problems (left out)
 
 
 def _stem(p: str) -> str:
@@ -147,16 +188,19 @@ def match_annotations(annotations: dict[str, VideoAnnotation], video_ids) -> Mat
     for vid in ids:
         by_noext.setdefault(posixpath.splitext(vid)[0], []).append(vid)
         by_stem.setdefault(_stem(vid), []).append(vid)
-    matched, unmatched, ambiguous = {}, [], []
+    matched, unmatched, ambiguous, invalid = {}, [], [], {}
     for name, ann in annotations.items():
         if name in ids:
             candidates = [name]
         else:
             candidates = by_noext.get(posixpath.splitext(name)[0]) or by_stem.get(_stem(name)) or []
-        if len(candidates) == 1:
+        if len(candidates) == 1 and ann.problems:
+            invalid[candidates[0]] = ann.problems
+        elif len(candidates) == 1:
             matched[candidates[0]] = ann
         elif candidates:
             ambiguous.append(name)
         else:
             unmatched.append(name)
-    return Matching(matched, sorted(unmatched), sorted(ambiguous), sorted(set(ids) - set(matched)))
+    unannotated = sorted(set(ids) - set(matched) - set(invalid))
+    return Matching(matched, sorted(unmatched), sorted(ambiguous), unannotated, invalid)

@@ -54,6 +54,7 @@ def evaluate_scores(
         "unmatched_annotations": matching.unmatched_names,
         "ambiguous_annotations": matching.ambiguous_names,
         "unannotated_videos": matching.unannotated_ids,
+        "invalid_annotations": matching.invalid,
         "evaluated_videos": sorted(matching.matched),
         "per_class": {},
     }

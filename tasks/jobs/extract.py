@@ -21,7 +21,7 @@ from ..media.backbones import ExtractorSpec, cached_extractor
 from ..media.decoder import IsolatedVideo, TimeLimit
 from ..media.detectors import DetectorSpec, detect_centre_frames
 from ..store.archive import Archive, VideoEntry
-from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome
+from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome, failure_reason
 from ..store.output import OutputStore
 from ..store.tables import feature_table, objects_table
 
@@ -154,12 +154,12 @@ def extract_video(
     timer = Timer()
     spec = job.spec
     target = store.features(spec.extractor_id, entry.video_id)
-    have_features = not job.force and features_current(store, job, entry) is not None
-    have_objects = not job.force and objects_current(store, job, entry)
-    if have_features and have_objects:
-        return VideoOutcome(entry.video_id, SKIPPED, "extract", output=target, started_at=timer.started_at)
-    configure_threads(job.threads)
-    try:
+    try:  # every read and write of this video, freshness checks included: a fault fails this video only
+        have_features = not job.force and features_current(store, job, entry) is not None
+        have_objects = not job.force and objects_current(store, job, entry)
+        if have_features and have_objects:
+            return VideoOutcome(entry.video_id, SKIPPED, "extract", output=target, started_at=timer.started_at)
+        configure_threads(job.threads)
         with (
             (archive or Archive(entry.url)).local_copy(entry) as path,
             IsolatedVideo(path, entry.video_id, job.limit, job.verify_frames) as source,
@@ -185,7 +185,7 @@ def extract_video(
             entry.video_id,
             FAILED,
             "extract",
-            error=f"{exc.__class__.__name__}: {exc}",
+            error=failure_reason(exc),
             seconds=timer.seconds,
             started_at=timer.started_at,
         )

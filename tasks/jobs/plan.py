@@ -12,7 +12,7 @@ from typing import TypeVar
 from anomaly_models.errors import NotFound
 
 from ..store.archive import VideoEntry
-from ..store.manifest import QUARANTINED, SKIPPED, VideoOutcome
+from ..store.manifest import FAILED, QUARANTINED, SKIPPED, VideoOutcome, failure_reason
 from ..store.output import OutputStore
 from .extract import ExtractJob, extraction_current, quarantined_reason
 from .score import ScoreJob
@@ -59,9 +59,12 @@ def plan_extraction(store: OutputStore, entries: list[VideoEntry], job: ExtractJ
         return plan
 
     def state(entry: VideoEntry) -> tuple[str | None, str]:
-        if extraction_current(store, job, entry):
-            return SKIPPED, "features current"
-        reason = quarantined_reason(store, job.spec, entry)
+        try:
+            if extraction_current(store, job, entry):
+                return SKIPPED, "features current"
+            reason = quarantined_reason(store, job.spec, entry)
+        except Exception as exc:  # a storage fault while planning fails this video, not the run
+            return FAILED, failure_reason(exc)
         return (QUARANTINED, reason) if reason else (None, "")
 
     for entry, (status, reason) in zip(entries, threaded_map(state, entries)):
@@ -71,6 +74,9 @@ def plan_extraction(store: OutputStore, entries: list[VideoEntry], job: ExtractJ
                     entry.video_id, SKIPPED, "extract", output=store.features(job.spec.extractor_id, entry.video_id)
                 )
             )
+            plan.why[entry.video_id] = reason
+        elif status == FAILED:
+            plan.outcomes.append(VideoOutcome(entry.video_id, FAILED, "plan", error=reason))
             plan.why[entry.video_id] = reason
         elif status == QUARANTINED:
             plan.outcomes.append(VideoOutcome(entry.video_id, QUARANTINED, "extract", error=reason))
@@ -88,24 +94,39 @@ def plan_scoring(job: ScoreJob, video_ids: list[str], plan: Plan) -> Plan:
         plan.score += video_ids
         return plan
 
-    def current(vid: str) -> bool:
-        fingerprint = source.features_metadata(vid).get("fingerprint", "")
-        return out.is_current(out.scores(card.model_id, vid), job.scores_expected(fingerprint))
+    def current(vid: str) -> bool | str:
+        try:
+            fingerprint = source.features_metadata(vid).get("fingerprint", "")
+            return out.is_current(out.scores(card.model_id, vid), job.scores_expected(fingerprint))
+        except Exception as exc:  # a storage fault while planning fails this video, not the run
+            return failure_reason(exc)
 
     flags = threaded_map(current, video_ids)
-    scored = [v for v, ok in zip(video_ids, flags) if ok]
-    plan.score += [v for v, ok in zip(video_ids, flags) if not ok]
+    failed = {v: f for v, f in zip(video_ids, flags) if isinstance(f, str)}
+    plan.outcomes += [VideoOutcome(v, FAILED, "plan", error=reason) for v, reason in failed.items()]
+    plan.why.update(failed)
+    scored = [v for v, ok in zip(video_ids, flags) if ok is True]
+    plan.score += [v for v, ok in zip(video_ids, flags) if ok is False]
     plan.outcomes += [VideoOutcome(v, SKIPPED, "score") for v in scored]
     plan.why.update({v: "scores current" for v in scored})
-    has_report = threaded_map(lambda v: out.exists(out.report(card.model_id, v, ".html")), scored)
-    plan.report += [v for v, ok in zip(scored, has_report) if not ok]
+
+    def has_report(vid: str) -> bool:
+        try:
+            return out.exists(out.report(card.model_id, vid, ".html"))
+        except Exception:  # cannot tell: write it again
+            return False
+
+    has_reports = threaded_map(has_report, scored)
+    plan.report += [v for v, ok in zip(scored, has_reports) if not ok]
     return plan
 
 
 def plan_scan(job: ScoreJob, extract: ExtractJob, entries: list[VideoEntry]) -> Plan:
     """The nightly scan: extract what is new, then score and report whatever is not current."""
     plan = plan_extraction(job.out, entries, extract)
-    absent = {e.video_id for e in plan.extract} | {o.video_id for o in plan.outcomes if o.status == QUARANTINED}
+    absent = {e.video_id for e in plan.extract} | {
+        o.video_id for o in plan.outcomes if o.status in (QUARANTINED, FAILED)
+    }
     return plan_scoring(job, [e.video_id for e in entries if e.video_id not in absent], plan)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from urllib.parse import quote
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +18,7 @@ from anomaly_models.errors import VideoError
 from anomaly_models.metrics import score_segments
 
 from ..media.decoder import IsolatedVideo, TimeLimit
-from ..store.manifest import DONE, FAILED, Timer, VideoOutcome
+from ..store.manifest import DONE, FAILED, Timer, VideoOutcome, failure_reason
 from ..store.output import OutputStore
 from ..store.tables import ClipTable
 
@@ -138,6 +139,19 @@ def thumbnails_png(
     return out
 
 
+# pages ship everything they show (inline style, data: images): nothing else may load or run
+CSP = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+    "style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'\">"
+)
+
+
+def report_link(video_id: str) -> str:
+    """The index's link to a video's page: always relative (\"./\" first, so no id reads as a scheme such as
+    `javascript:`), every character that means something in a URL percent-encoded (#, ?, %, :, spaces)."""
+    return "./" + quote(video_id, safe="/") + ".html"
+
+
 STYLE = (
     "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#eee}"
@@ -167,7 +181,7 @@ def render_video_html(report: dict, timeline: str, thumbs: list[str | None]) -> 
         if rows
         else "<p>No anomalous segments above the threshold.</p>"
     )
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{e(report["video_id"])}</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8">{CSP}<title>{e(report["video_id"])}</title>
 <style>{STYLE}</style></head><body>
 <h1>{e(report["video_id"])}</h1>
 <p>duration {hms(report["duration_s"])} ({report["duration_s"]:.1f} s, {report["fps"]:.2f} fps) &middot;
@@ -196,7 +210,7 @@ def write_video_report(
             store.report(model_id, video_id, ".html"), render_video_html(report, timeline_png(report), thumbs).encode()
         )
     except Exception as exc:
-        return VideoOutcome(video_id, FAILED, "report", error=f"{exc.__class__.__name__}: {exc}")
+        return VideoOutcome(video_id, FAILED, "report", error=failure_reason(exc))
     return VideoOutcome(
         video_id,
         DONE,
@@ -227,12 +241,12 @@ def write_index(store: OutputStore, model_id: str) -> str:
     store.write_table(store.segments(model_id), pa.Table.from_pylist(rows, schema=SEGMENT_SCHEMA))
     e = html.escape
     body = "".join(
-        f'<tr><td>{i + 1}</td><td><a href="{e(r["video_id"])}.html">{e(r["video_id"])}</a></td>'
+        f'<tr><td>{i + 1}</td><td><a href="{e(report_link(r["video_id"]))}">{e(r["video_id"])}</a></td>'
         f"<td>{r['max_score']:.3f}</td><td>{len(r['segments'])}</td><td>{hms(r['duration_s'])}</td>"
         f"<td>{', '.join(hms(s['start_s']) + '–' + hms(s['end_s']) for s in r['segments'][:5])}</td></tr>"
         for i, r in enumerate(reports)
     )
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>vad reports: {e(model_id)}</title>
+    page = f"""<!doctype html><html><head><meta charset="utf-8">{CSP}<title>vad reports: {e(model_id)}</title>
 <style>{STYLE}</style></head><body><h1>Anomaly reports</h1>
 <p>model <code>{e(model_id)}</code> &middot; {len(reports)} videos &middot; {len(rows)} anomalous segments</p>
 <table><tr><th>#</th><th>video</th><th>highest score</th><th>segments</th><th>duration</th><th>when</th></tr>

@@ -10,7 +10,7 @@ from anomaly_models import predict
 from ..models.card import ModelCard
 from ..models.inputs import InputSource
 from ..models.repository import load_model
-from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome
+from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome, failure_reason
 from ..store.output import OutputStore
 from ..store.tables import scores_table
 
@@ -60,5 +60,5 @@ def score_batch(job: ScoreJob, video_ids: list[str], device: str = "cpu") -> lis
         try:
             outcomes.append(score_video(job, vid, device))
         except Exception as exc:
-            outcomes.append(VideoOutcome(vid, FAILED, "score", error=f"{exc.__class__.__name__}: {exc}"))
+            outcomes.append(VideoOutcome(vid, FAILED, "score", error=failure_reason(exc)))
     return outcomes

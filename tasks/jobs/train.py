@@ -126,6 +126,7 @@ def train_from_features(
             unmatched_annotations=matching.unmatched_names,
             ambiguous_annotations=matching.ambiguous_names,
             unannotated_videos=matching.unannotated_ids,
+            invalid_annotations=matching.invalid,
         ),
     )
     return save_model(out, card, model.cpu())

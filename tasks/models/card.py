@@ -52,6 +52,7 @@ class AnnotationMatch:
     unmatched_annotations: list[str] = field(default_factory=list)
     ambiguous_annotations: list[str] = field(default_factory=list)
     unannotated_videos: list[str] = field(default_factory=list)
+    invalid_annotations: dict[str, list[str]] = field(default_factory=dict)  # left out: their segments are invalid
 
 
 @dataclass(frozen=True)

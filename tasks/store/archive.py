@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import posixpath
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from anomaly_models.errors import NotFound
+from anomaly_models.errors import UsageError
 
 from .names import InvalidName, safe_relpath
 from .storage import filesystem, is_local, local_path
@@ -22,6 +23,10 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".m
 
 class InvalidVideoId(InvalidName):
     pass
+
+
+class ArchiveNotFound(UsageError):
+    """The archive root does not exist (a wrong --archive): bad usage, exit 2."""
 
 
 @dataclass(frozen=True)
@@ -54,27 +59,42 @@ class Archive:
 
     def videos(self, include: tuple[str, ...] = (), extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[VideoEntry]:
         """All videos under the root, sorted by id; with `include`, only ids matching one of the globs (fnmatch,
-        e.g. 'cam07/2026-11-*/*')."""
+        e.g. 'cam07/2026-11-*/*'). Files that cannot be taken are left out (`listing` says why)."""
+        return self.listing(include, extensions)[0]
+
+    def listing(
+        self, include: tuple[str, ...] = (), extensions: tuple[str, ...] = VIDEO_EXTENSIONS
+    ) -> tuple[list[VideoEntry], dict[str, str]]:
+        """(videos, skipped): `skipped` maps a file's path under the root to why it was not taken (a name that is
+        not a safe id, a symlink that leaves the archive). One odd file never hides the rest of the archive."""
         fs, root = filesystem(self.root, self.storage_options)
         fs.invalidate_cache()
         if not fs.isdir(root):
-            raise NotFound(f"archive not found or not a folder: {self.root}")
+            raise ArchiveNotFound(f"archive: not found or not a folder: {self.root}")
         root = root.rstrip("/")
         base = self.root.rstrip("/")
-        entries = []
+        local = is_local(self.root)
+        real_root = os.path.realpath(root) if local else ""
+        entries, skipped = [], {}
         for path, info in sorted(fs.find(root, detail=True).items()):
             if not path.lower().endswith(extensions) or info.get("type") == "directory":
                 continue
+            rel = posixpath.relpath(path, root)
             try:
-                video_id = validate_video_id(posixpath.relpath(path, root))
-            except InvalidVideoId as exc:  # one odd name must not hide the rest of the archive
-                log.warning("skipping %s", exc)
+                video_id = validate_video_id(rel)
+            except InvalidVideoId as exc:
+                skipped[rel] = str(exc)
                 continue
             if include and not any(fnmatch.fnmatchcase(video_id, g) for g in include):
                 continue
-            url = posixpath.join(root if is_local(self.root) else base, video_id)
+            if local and not os.path.realpath(path).startswith(real_root + os.sep):
+                skipped[rel] = "a symlink that leads outside the archive"
+                continue
+            url = posixpath.join(root if local else base, video_id)
             entries.append(VideoEntry(video_id, url, int(info.get("size") or 0), fingerprint(info)))
-        return entries
+        for rel, reason in skipped.items():
+            log.warning("skipping %r: %s", rel, reason)
+        return entries, skipped
 
     @contextmanager
     def local_copy(self, entry: VideoEntry) -> Iterator[str]:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from anomaly_models.errors import VadError
+
 from .output import OutputStore
 
 DONE, SKIPPED, FAILED, QUARANTINED = "done", "skipped", "failed", "quarantined"
@@ -52,7 +54,18 @@ class Timer:
         return round(time.perf_counter() - self.started, 3)
 
 
-PRECEDENCE = {FAILED: 4, QUARANTINED: 3, DONE: 2, SKIPPED: 1}
+INTERRUPTED = "interrupted"  # planned, then stopped by SIGTERM/SIGINT or a crash before it finished
+PRECEDENCE = {FAILED: 5, INTERRUPTED: 4, QUARANTINED: 3, DONE: 2, SKIPPED: 1}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the manifest: the project's errors say it themselves; storage faults start with 'storage:'."""
+    if isinstance(exc, VadError):
+        return " ".join(str(exc).split())
+    text = " ".join(str(exc).split())[:300]
+    if isinstance(exc, OSError):
+        return f"storage: {exc.__class__.__name__}: {text}"
+    return f"{exc.__class__.__name__}: {text}"
 
 
 def merge_outcomes(outcomes: list[VideoOutcome]) -> list[VideoOutcome]:
@@ -73,6 +86,8 @@ def new_run_id(flow: str) -> str:
 
 def summarize(outcomes: list[VideoOutcome]) -> dict[str, int]:
     counts = {DONE: 0, SKIPPED: 0, FAILED: 0, QUARANTINED: 0}
+    if any(o.status == INTERRUPTED for o in outcomes):
+        counts[INTERRUPTED] = 0
     for o in outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
     return counts

@@ -32,7 +32,17 @@ import pyarrow.parquet as pq
 from anomaly_models.errors import UsageError
 
 from .names import safe_name, safe_relpath
-from .storage import filesystem, is_local, join, local_path, read_bytes, write_bytes_atomic
+from .storage import (
+    StorageError,
+    describe,
+    filesystem,
+    is_local,
+    join,
+    local_path,
+    read_bytes,
+    retrying,
+    write_bytes_atomic,
+)
 from .tables import ClipTable, decode_metadata, json_bytes, table_bytes
 
 KINDS = ("features", "objects", "scores", "reports", "runs", "models")
@@ -114,12 +124,12 @@ class OutputStore:
     def model_file(self, model_id: str, name: str) -> str:
         return join(self.model_dir(model_id), name)
 
-    # ---- reads and atomic writes
+    # ---- reads and atomic writes (transient storage errors are retried, see storage.retrying)
     def read_bytes(self, url: str) -> bytes:
-        return read_bytes(url, self.storage_options)
+        return retrying(lambda: read_bytes(url, self.storage_options), f"reading {url}")
 
     def write_bytes(self, url: str, data: bytes) -> str:
-        write_bytes_atomic(url, data, self.storage_options)
+        retrying(lambda: write_bytes_atomic(url, data, self.storage_options), f"writing {url}")
         return url
 
     def read_json(self, url: str) -> Any:
@@ -129,26 +139,34 @@ class OutputStore:
         return self.write_bytes(url, json_bytes(obj))
 
     def read_table(self, url: str) -> ClipTable:
-        fs, path = filesystem(url, self.storage_options)
-        with fs.open(path, "rb") as f:
-            table = pq.read_table(f)
+        def read() -> pa.Table:
+            fs, path = filesystem(url, self.storage_options)
+            with fs.open(path, "rb") as f:
+                return pq.read_table(f)
+
+        table = retrying(read, f"reading {url}")
         return ClipTable(table, decode_metadata(table.schema.metadata))
 
     def write_table(self, url: str, table: pa.Table) -> str:
         return self.write_bytes(url, table_bytes(table))
 
     def read_metadata(self, url: str) -> dict[str, str] | None:
-        """Only a Parquet footer's key/value metadata, or None when the object does not exist or is unreadable."""
-        fs, path = filesystem(url, self.storage_options)
-        try:
-            with fs.open(path, "rb") as f:
-                return decode_metadata(pq.read_schema(f).metadata)
-        except (FileNotFoundError, pa.ArrowInvalid, OSError):
-            return None
+        """Only a Parquet footer's key/value metadata, or None when the object does not exist or is not a readable
+        table (a partial or foreign file is never current). Unreachable storage is an error, never 'missing'."""
+
+        def read() -> dict[str, str] | None:
+            fs, path = filesystem(url, self.storage_options)
+            try:
+                with fs.open(path, "rb") as f:
+                    return decode_metadata(pq.read_schema(f).metadata)
+            except (FileNotFoundError, pa.ArrowInvalid):
+                return None
+
+        return retrying(read, f"reading {url}")
 
     def exists(self, url: str) -> bool:
         fs, path = filesystem(url, self.storage_options)
-        return bool(fs.exists(path))
+        return bool(retrying(lambda: fs.exists(path), f"checking {url}"))
 
     def current_metadata(
         self, url: str, expected: Mapping[str, str], required: Iterable[str] = ()
@@ -168,16 +186,27 @@ class OutputStore:
         folder excluded). Note: pyarrow dataset readers skip paths starting with '_' or '.'; this does not."""
         fs, root = filesystem(folder, self.storage_options)
         fs.invalidate_cache()
-        if not fs.exists(root):
+        if not retrying(lambda: fs.exists(root), f"listing {folder}"):
             return []
         root = root.rstrip("/")
         ids = []
-        for path in sorted(fs.find(root)):
+        for path in sorted(retrying(lambda: fs.find(root), f"listing {folder}")):
             rel = path[len(root) + 1 :]
             parts = rel.split("/")
             if rel.endswith(suffix) and parts[0] != QUARANTINE and not parts[-1].startswith("."):
                 ids.append(rel[: -len(suffix)])
         return ids
+
+    def check_writable(self, run_id: str, info: Mapping[str, Any]) -> str:
+        """Before any work: write the run's `started.json` (who, what, when). An output that cannot be written
+        (missing bucket, refused credentials, unreachable endpoint, full disk) is one clear StorageError."""
+        url = self.run_file(run_id, "started.json")
+        try:
+            return self.write_json(url, dict(info))
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"storage: cannot write to the output {self.root}: {describe(exc)}") from None
 
     @contextmanager
     def local_copy(self, url: str) -> Iterator[str]:

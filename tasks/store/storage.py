@@ -9,12 +9,77 @@ from __future__ import annotations
 import os
 import posixpath
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fsspec.core import url_to_fs
+
+from anomaly_models.errors import VadError
+
+T = TypeVar("T")
+
+
+class StorageError(VadError):
+    """A storage operation that failed for good: transient errors retried until the budget ran out, or an error
+    that retrying cannot fix (a full disk, a missing bucket, refused credentials). Its message starts 'storage:'."""
+
+
+# connection-level failures and throttling: worth retrying (botocore and aiohttp name them; s3fs passes them on)
+TRANSIENT_TYPES = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+                   "ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ServerTimeoutError",
+                   "ClientPayloadError", "ConnectionError", "TimeoutError"}  # fmt: skip
+TRANSIENT_TEXT = ("SlowDown", "Throttl", "RequestTimeout", "ServiceUnavailable", "InternalError", "reduce your request")
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if {cls.__name__ for cls in type(exc).__mro__} & TRANSIENT_TYPES:
+        return True
+    return any(text in str(exc) for text in TRANSIENT_TEXT)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for transient storage errors, within a bounded budget."""
+
+    attempts: int = 6
+    first_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    budget_s: float = 60.0
+
+
+RETRY = RetryPolicy()
+
+
+def describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {text[:300]}"
+
+
+def retrying(fn: Callable[[], T], what: str, policy: RetryPolicy = RETRY) -> T:
+    """fn(), retried with backoff while it fails transiently; then a StorageError naming what failed. Other errors
+    pass through unchanged (a missing file stays a FileNotFoundError)."""
+    started, delay = time.monotonic(), policy.first_delay_s
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            elapsed = time.monotonic() - started
+            if attempt >= policy.attempts or elapsed + delay > policy.budget_s:
+                raise StorageError(
+                    f"storage: {what}: {describe(exc)} (gave up after {attempt} attempts, {elapsed:.0f} s)"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, policy.max_delay_s)
 
 
 def is_local(url: str) -> bool:
@@ -65,5 +130,5 @@ def local_path(url: str, storage_options: Mapping[str, Any] | None = None, suffi
     fs, path = filesystem(url, storage_options)
     with tempfile.TemporaryDirectory(prefix="vad-") as tmp:
         target = os.path.join(tmp, "input" + suffix)
-        fs.get_file(path, target)
+        retrying(lambda: fs.get_file(path, target), f"downloading {url}")
         yield target

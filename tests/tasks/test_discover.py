@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from anomaly_models.errors import UsageError
 from tasks.store.archive import InvalidVideoId, discover_videos, validate_video_id
 
 
@@ -32,5 +33,5 @@ def test_one_odd_name_does_not_hide_the_archive(tmp_path):
 
 
 def test_missing_archive_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="archive not found"):
+    with pytest.raises(UsageError, match="archive: not found"):
         discover_videos(str(tmp_path / "nope"))
