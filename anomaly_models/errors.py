@@ -3,8 +3,8 @@
 Each class maps to a documented exit code of the `vad` CLI: a `UsageError` (bad flags, config, annotations or a
 name that is not a safe path) exits 2, a `RefusedJob` (the inputs cannot serve this job) exits 1, and a
 `VideoError` is recorded against its video in the run manifest (the run goes on and exits 3). Anything else that
-reaches the CLI is a bug. Every error survives a pickle round trip (they cross Dask worker boundaries), also with tblib's exception pickling
-(which distributed installs): no class mixes two built-in bases of different layouts.
+reaches the CLI is a bug. Every error survives a pickle round trip (they cross Dask worker boundaries), also with
+tblib's exception pickling (which distributed installs): no class mixes two built-in bases of different layouts.
 """
 
 from __future__ import annotations
