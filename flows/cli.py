@@ -62,6 +62,8 @@ def handled(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except VadError as exc:
+            if DEBUG["on"]:
+                console.print_exception()
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run wrote its manifest, the cluster closed
@@ -131,10 +133,31 @@ def _sigterm_stops_cleanly() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
+DEBUG = {"on": False}
+
+
+def _stop_orphaned_api_servers() -> None:
+    """A `vad` killed with SIGKILL cannot stop Prefect's temporary API server (a child it starts): the next start
+    stops such orphans of this installation (same interpreter, parent gone)."""
+    import sys
+
+    import psutil
+
+    for proc in psutil.process_iter(["cmdline", "ppid", "uids"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["ppid"] == 1 and cmd[:1] == [sys.executable] and "prefect.server.api.server:create_app" in cmd:
+            try:
+                proc.terminate()
+            except psutil.Error:
+                pass
+
+
 @app.callback()
-def main() -> None:
+def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of reported errors too")) -> None:
     """vad: find and localize anomalous events in recorded surveillance video."""
+    DEBUG["on"] = debug
     _prefect_defaults()
+    _stop_orphaned_api_servers()
     _sigterm_stops_cleanly()
 
 

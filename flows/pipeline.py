@@ -3,12 +3,14 @@ score and report, then write the index and the run manifest."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from prefect_dask import DaskTaskRunner
 
+from anomaly_models.errors import VadError
 from tasks.jobs.plan import Plan, check_inputs
 from tasks.jobs.report import write_index
 from tasks.jobs.score import ScoreJob
@@ -22,6 +24,7 @@ from tasks.store.manifest import (
     write_manifest,
 )
 from tasks.store.output import OutputStore
+from tasks.store.storage import StorageError, describe
 
 from .progress import wait_with_progress
 from .runner import submit
@@ -112,18 +115,30 @@ class RunRecord:
                 self.outcomes += [
                     VideoOutcome(v, INTERRUPTED, "run", error=reason) for v in sorted(self.planned - finished)
                 ]
-                self.written = write_manifest(
-                    self.store,
-                    self.run_id,
-                    merge_outcomes(self.outcomes),
-                    {**self.info, "interrupted": reason, "index": None},
-                )
+                if not isinstance(exc, (KeyboardInterrupt, VadError)):  # a bug: its traceback goes with the run
+                    self._try(lambda: self.store.write_bytes(self.store.run_file(self.run_id, "traceback.txt"),
+                                                             traceback.format_exc().encode()))  # fmt: skip
+                self._try(lambda: self._write({"interrupted": reason, "index": None}))
             raise
+
+    def _try(self, write: Callable[[], Any]) -> None:
+        try:
+            write()
+        except Exception:  # the original error is what the operator must see; the manifest is best effort now
+            pass
+
+    def _write(self, info: dict[str, Any]) -> dict:
+        try:
+            self.written = write_manifest(self.store, self.run_id, merge_outcomes(self.outcomes), {**self.info, **info})
+        except VadError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"storage: cannot write the run manifest under {self.store.root}: {describe(exc)}"
+            ) from None
+        return self.written
 
     def finish(self, index_model: str | None = None, **info: Any) -> dict:
         """The run index (when a model's reports may have changed) and the manifest; returns the summary."""
         index = write_index(self.store, index_model) if index_model else None
-        self.written = write_manifest(
-            self.store, self.run_id, merge_outcomes(self.outcomes), {**self.info, **info, "index": index}
-        )
-        return self.written
+        return self._write({**info, "index": index})
