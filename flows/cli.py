@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Optional, TypeVar
 
 import typer
+from prefect.exceptions import TerminationSignal
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -54,19 +55,25 @@ def _prefect_defaults() -> None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def handled(command: F) -> F:
-    """The project's errors become one line and their documented exit code; anything else is reported as a bug."""
+def handled(command: F, orchestrated: bool = False) -> F:
+    """The project's errors become one line and their documented exit code; anything else is reported as a bug.
+    `orchestrated` commands run flows: they get vad's temporary Prefect API server unless one is configured."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
+        from .api_server import temporary_api_server
+
         try:
-            return command(*args, **kwargs)
+            if not orchestrated:
+                return command(*args, **kwargs)
+            with temporary_api_server():
+                return command(*args, **kwargs)
         except VadError as exc:
             if DEBUG["on"]:
                 console.print_exception()
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run wrote its manifest, the cluster closed
+        except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C or SIGTERM: the manifest is written, cluster closed
             console.print("[yellow]interrupted:[/yellow] stopped; the run's manifest records what finished")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except (typer.Exit, typer.Abort):
@@ -79,6 +86,10 @@ def handled(command: F) -> F:
             raise
 
     return run  # type: ignore[return-value]
+
+
+def orchestrated(command: F) -> F:
+    return handled(command, orchestrated=True)
 
 
 def _settings(**flags):
@@ -136,33 +147,16 @@ def _sigterm_stops_cleanly() -> None:
 DEBUG = {"on": False}
 
 
-def _stop_orphaned_api_servers() -> None:
-    """A `vad` killed with SIGKILL cannot stop Prefect's temporary API server (a child it starts): the next start
-    stops such orphans of this installation (same interpreter, parent gone)."""
-    import sys
-
-    import psutil
-
-    for proc in psutil.process_iter(["cmdline", "ppid", "uids"]):
-        cmd = proc.info["cmdline"] or []
-        if proc.info["ppid"] == 1 and cmd[:1] == [sys.executable] and "prefect.server.api.server:create_app" in cmd:
-            try:
-                proc.terminate()
-            except psutil.Error:
-                pass
-
-
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of reported errors too")) -> None:
     """vad: find and localize anomalous events in recorded surveillance video."""
     DEBUG["on"] = debug
     _prefect_defaults()
-    _stop_orphaned_api_servers()
     _sigterm_stops_cleanly()
 
 
 @app.command()
-@handled
+@orchestrated
 def extract(
     archive: str = typer.Option(..., "--archive", help="archive root URL (folder or s3://bucket/prefix)"),
     out: Optional[str] = OutOpt,
@@ -234,7 +228,7 @@ AnnotationsOpt = typer.Option(..., "--annotations", help="UCF-Crime .txt, V2 .js
 
 
 @app.command()
-@handled
+@orchestrated
 def train(
     features: str = FeaturesOpt,
     annotations: str = AnnotationsOpt,
@@ -279,7 +273,7 @@ def train(
 
 
 @app.command()
-@handled
+@orchestrated
 def score(
     features: str = FeaturesOpt,
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
@@ -317,7 +311,7 @@ def report(
 
 
 @app.command()
-@handled
+@orchestrated
 def evaluate(
     scores: list[str] = typer.Option(..., "--scores", help="scores folder <out>/scores/<model_id>; repeat to compare"),
     annotations: str = AnnotationsOpt,
@@ -336,7 +330,7 @@ def evaluate(
 
 
 @app.command()
-@handled
+@orchestrated
 def scan(
     archive: str = typer.Option(..., "--archive", help="archive root URL"),
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
@@ -356,7 +350,7 @@ def scan(
 
 
 @app.command()
-@handled
+@orchestrated
 def backfill(
     archive: str = typer.Option(..., "--archive", help="archive root URL"),
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
@@ -426,7 +420,7 @@ def _run_scan(run, title: str, config: str | None, include: list[str] | None = N
 
 
 @app.command()
-@handled
+@orchestrated
 def demo(
     out: str = typer.Option("./vad-demo", "--out", help="demo output folder"),
 ) -> None:

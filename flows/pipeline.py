@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from prefect.exceptions import TerminationSignal
 from prefect_dask import DaskTaskRunner
 
 from anomaly_models.errors import VadError
@@ -111,11 +112,12 @@ class RunRecord:
         except BaseException as exc:
             if self.written is None:
                 finished = {o.video_id for o in self.outcomes if o.status != "skipped"}
-                reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"run failed: {failure_reason(exc)}"
+                stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))
+                reason = "interrupted" if stopped else f"run failed: {failure_reason(exc)}"
                 self.outcomes += [
                     VideoOutcome(v, INTERRUPTED, "run", error=reason) for v in sorted(self.planned - finished)
                 ]
-                if not isinstance(exc, (KeyboardInterrupt, VadError)):  # a bug: its traceback goes with the run
+                if not stopped and not isinstance(exc, VadError):  # a bug: its traceback goes with the run
                     self._try(lambda: self.store.write_bytes(self.store.run_file(self.run_id, "traceback.txt"),
                                                              traceback.format_exc().encode()))  # fmt: skip
                 self._try(lambda: self._write({"interrupted": reason, "index": None}))

@@ -82,11 +82,13 @@ def scaled_size(height: int, width: int, short_side: int | None) -> tuple[int, i
     return max(short_side, round(height * scale / 2) * 2), max(short_side, round(width * scale / 2) * 2)
 
 
-def decodable_frames(path: str) -> int | None:
+def decodable_frames(path: str) -> tuple[int, float | None] | None:
     """How many frames really decode, by a cheap probe: the video packets' timestamps (demuxed, not decoded) and a
     decode of the last group of pictures only. Some containers list frames that do not decode (e.g. trailing
     end-of-sequence packets): decord then reports them, repeats the last real frame for them, and spins for ever
-    when asked for one directly. None when PyAV cannot probe the file (decord's count is kept)."""
+    when asked for one directly. Returns (frames that decode, their frame rate from their own timestamps: the
+    container's average counts the phantom frames too), or None when PyAV cannot probe the file (decord's count
+    is kept)."""
     import av
 
     try:
@@ -95,11 +97,16 @@ def decodable_frames(path: str) -> int | None:
             pts = sorted(p.pts for p in container.demux(stream) if p.pts is not None)
             if not pts:
                 return None
+            time_base = float(stream.time_base or 0)
             container.seek(pts[-1], stream=stream, backward=True, any_frame=False)
             last = max((f.pts for f in container.decode(stream) if f.pts is not None), default=None)
     except (av.FFmpegError, IndexError, ValueError):
         return None
-    return 0 if last is None else bisect.bisect_right(pts, last)
+    if last is None:
+        return 0, None
+    count = bisect.bisect_right(pts, last)
+    span = (last - pts[0]) * time_base
+    return count, ((count - 1) / span if count > 1 and span > 0 else None)
 
 
 class FrameSource(Protocol):
@@ -128,11 +135,12 @@ class VideoSource:
             del probe
         if self.n_frames == 0 or not self.fps > 0:
             raise VideoDecodeError(self.name, f"no frames or no frame rate (frames={self.n_frames}, fps={self.fps})")
-        real = decodable_frames(path) if verify else None
-        if real is not None and real < self.n_frames:
+        probe = decodable_frames(path) if verify else None
+        if probe is not None and probe[0] < self.n_frames:
+            real, fps = probe
             if real == 0:
                 raise VideoDecodeError(self.name, f"no decodable frames (the container lists {self.n_frames})")
-            self.n_frames = real
+            self.n_frames, self.fps = real, fps or self.fps
 
     @property
     def duration_s(self) -> float:

@@ -33,7 +33,7 @@ from anomaly_models.errors import UsageError
 
 from .names import safe_name, safe_relpath
 from .storage import (
-    StorageError,
+    UnusableOutput,
     describe,
     filesystem,
     is_local,
@@ -203,10 +203,8 @@ class OutputStore:
         url = self.run_file(run_id, "started.json")
         try:
             return self.write_json(url, dict(info))
-        except StorageError:
-            raise
         except Exception as exc:
-            raise StorageError(f"storage: cannot write to the output {self.root}: {describe(exc)}") from None
+            raise UnusableOutput(f"storage: cannot write to the output {self.root}: {describe(exc)}") from None
 
     @contextmanager
     def local_copy(self, url: str) -> Iterator[str]:

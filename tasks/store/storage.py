@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from fsspec.core import url_to_fs
 
-from anomaly_models.errors import VadError
+from anomaly_models.errors import UsageError, VadError
 
 T = TypeVar("T")
 
@@ -26,6 +26,11 @@ T = TypeVar("T")
 class StorageError(VadError):
     """A storage operation that failed for good: transient errors retried until the budget ran out, or an error
     that retrying cannot fix (a full disk, a missing bucket, refused credentials). Its message starts 'storage:'."""
+
+
+class UnusableOutput(StorageError, UsageError):
+    """The output cannot be written at all when a run starts (missing bucket, refused credentials, unreachable
+    endpoint, full disk): a configuration to fix, exit 2."""
 
 
 # connection-level failures and throttling: worth retrying (botocore and aiohttp name them; s3fs passes them on)

@@ -33,6 +33,12 @@ def manifest(run_dir):
     return pd.read_parquet(os.path.join(run_dir, "manifest.parquet")).set_index("video_id")
 
 
+def tracebacks(output: str) -> int:
+    """Tracebacks printed by vad. In-process CliRunner runs also show Prefect's console log handler failing to
+    write to an earlier run's closed capture stream ('--- Logging error ---'): a test-harness artifact, not ours."""
+    return output.count("Traceback") - output.count("--- Logging error ---")
+
+
 def files_under(root):
     return {os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs}
 
@@ -65,7 +71,7 @@ def test_scan_of_a_faulty_archive_fails_only_the_bad_files(fault_archive, traine
     before = files_under(tmp_path)
     result = vad("scan", "--archive", fault_archive, "--model", trained_model, "--out", out)
     assert result.exit_code == EXIT_SOME_FAILED, result.output
-    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert not tracebacks(result.output) and "internal error" not in result.output
     rows = manifest(runs(out, "scan")[-1])
     for bad in ("cam/png.mp4", "cam/zero.mp4", "cam/truncated.mp4"):
         assert rows.loc[bad, "status"] == "failed" and rows.loc[bad, "error"], bad
@@ -76,7 +82,7 @@ def test_scan_of_a_faulty_archive_fails_only_the_bad_files(fault_archive, traine
     for good in ("Explosion/000.mp4", "Normal/002.mp4", f"{JS}/a.mp4", LONG, "cam/phantom.mp4"):
         assert rows.loc[good, "status"] == "done", (good, rows.loc[good].to_dict())
     phantom = json.loads((out / "reports" / MODEL_ID / "cam" / "phantom.mp4.json").read_text())
-    assert len(phantom["clip_scores"]) == 2 and phantom["duration_s"] == 40 / 16  # only the 40 real frames
+    assert len(phantom["clip_scores"]) == 2 and phantom["duration_s"] == pytest.approx(40 / 16)  # real frames only
     index = (out / "reports" / MODEL_ID / "index.html").read_text()
     assert 'href="./javascript%3Aalert%28document.domain%29/a.mp4.html"' in index and 'href="javascript' not in index
     assert "Content-Security-Policy" in index
@@ -163,7 +169,7 @@ def test_unusable_output_or_archive_is_one_line_and_exit_2(small_archive, tmp_pa
     monkeypatch.setenv("VAD_STORAGE_OPTIONS", json.dumps(s3_endpoint))
     result = vad("extract", "--archive", small_archive / "videos", "--out", "s3://no-such-bucket/out", *FAST)
     assert result.exit_code == 2 and "storage: cannot write to the output s3://no-such-bucket/out" in result.output
-    assert "Traceback" not in result.output and s3_endpoint["secret"] not in result.output
+    assert not tracebacks(result.output) and s3_endpoint["secret"] not in result.output
     result = vad("extract", "--archive", tmp_path / "missing", "--out", tmp_path / "out", *FAST)
     assert result.exit_code == 2 and "archive: not found" in result.output
 
@@ -181,7 +187,7 @@ def test_a_full_disk_fails_videos_with_a_storage_reason_and_leaves_no_partial_fi
         with open(disk / "filler", "wb") as f:
             f.write(b"\0" * (stat.f_bavail * stat.f_frsize - 12 * 1024))  # ~12 KB left: a run record, no features
         result = vad("extract", "--archive", archive, "--out", disk / "out", *FAST)
-        assert "Traceback" not in result.output and result.exit_code in (EXIT_SOME_FAILED, 1), result.output
+        assert not tracebacks(result.output) and result.exit_code in (EXIT_SOME_FAILED, 1), result.output
         if result.exit_code == EXIT_SOME_FAILED:  # the manifest fitted
             rows = manifest(runs(disk / "out", "extract")[-1])
             assert (rows.status == "failed").all() and rows.error.str.contains("No space left on device").all()
@@ -201,9 +207,11 @@ def test_sigterm_stops_a_run_cleanly(small_archive, tmp_path):
     archive = tmp_path / "archive"
     shutil.copytree(small_archive / "videos", archive)
     out = tmp_path / "out"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": ""}
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # vad's own temporary API server
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     cmd = [sys.executable, "-m", "flows.cli", "extract", "--archive", str(archive), "--out", str(out)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
     family: set[int] = set()
     deadline = time.monotonic() + 240
     features = out / "features"
@@ -217,7 +225,7 @@ def test_sigterm_stops_a_run_cleanly(small_archive, tmp_path):
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[0]
     family |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
-    proc.send_signal(signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)  # as systemd stops a unit: every process of the group
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == EXIT_INTERRUPTED, output
     assert "interrupted" in output and "Traceback" not in output
@@ -248,12 +256,13 @@ def test_bad_options_and_config_are_named_and_exit_2(tmp_path, small_archive, pr
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("model: {window: [1,\n")
     result = vad("report", "--model-id", "m", "--out", tmp_path / "out", "--config", bad_yaml)
-    assert result.exit_code == 2 and "not valid YAML" in result.output
+    assert result.exit_code == 2 and "not valid YAML" in " ".join(result.output.split())
 
 
-def test_a_killed_run_leaves_no_api_server_for_long(small_archive, tmp_path):
-    """SIGKILL cannot be handled: the temporary API server it started outlives it, and the next `vad` stops it."""
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": ""}
+def test_a_killed_run_leaves_no_api_server_behind(small_archive, tmp_path):
+    """SIGKILL cannot be handled: vad's temporary API server dies with it (PR_SET_PDEATHSIG), never orphaned."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
     cmd = [sys.executable, "-m", "flows.cli", "extract", "--archive", str(small_archive / "videos"), "--out",
            str(tmp_path / "out"), *FAST]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -265,10 +274,8 @@ def test_a_killed_run_leaves_no_api_server_for_long(small_archive, tmp_path):
                 server = child
         time.sleep(0.2)
     assert server is not None, "the run started no temporary API server"
+    assert os.getpgid(server.pid) != os.getpgid(proc.pid)  # its own session: group signals reach vad only
     proc.kill()
     proc.wait()
-    time.sleep(1)
-    assert server.is_running() and server.ppid() == 1  # orphaned
-    vad("report", "--model-id", "none", "--out", tmp_path / "out2")
     server.wait(timeout=20)
     assert not server.is_running()
