@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from collections.abc import Callable
 from typing import Any, Optional, TypeVar
@@ -147,11 +148,31 @@ def _sigterm_stops_cleanly() -> None:
 DEBUG = {"on": False}
 
 
+class _ReportedErrors(logging.Filter):
+    """Prefect logs a flow's exception with its traceback; for the project's own errors (and interruptions) the CLI
+    prints one line instead, so their traceback is dropped from the flow-run log unless --debug (the message
+    stays, on the console and in a Prefect server)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not DEBUG["on"] and isinstance(exc, (VadError, KeyboardInterrupt, TerminationSignal)):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_reported_errors() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ReportedErrors) for f in logger.filters):
+            logger.addFilter(_ReportedErrors())
+
+
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of reported errors too")) -> None:
     """vad: find and localize anomalous events in recorded surveillance video."""
     DEBUG["on"] = debug
     _prefect_defaults()
+    _quiet_reported_errors()
     _sigterm_stops_cleanly()
 
 
