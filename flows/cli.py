@@ -400,8 +400,15 @@ def serve(
     include: Optional[list[str]] = typer.Option(
         None, "--include", help="globs; {yesterday} and {today} expand at run time, e.g. 'cam*/{yesterday}/*'"
     ),
-    cron: str = typer.Option("0 2 * * *", help="schedule (cron, UTC)"),
+    cron: str = typer.Option("0 2 * * *", help="schedule (cron)"),
+    timezone: str = typer.Option("UTC", help="the schedule's timezone (IANA name, e.g. Europe/Istanbul)"),
     name: str = typer.Option("nightly-scan", help="deployment name"),
+    collision: str = typer.Option(
+        "enqueue", help="a run due while one runs: enqueue (wait for it) | cancel-new (drop the new one)"
+    ),
+    retries: int = typer.Option(0, min=0, help="retries of a failed run"),
+    retry_delay: int = typer.Option(600, "--retry-delay", min=0, help="seconds between retries"),
+    timeout: Optional[float] = typer.Option(None, min=1, help="a run's time limit in seconds (default: none)"),
     dask_address: Optional[str] = DaskOpt,
     gpu_tasks: Optional[bool] = GpuOpt,
     config: Optional[str] = ConfigOpt,
@@ -426,10 +433,14 @@ def serve(
     )
     from prefect import serve as prefect_serve
 
-    console.print(f"serving {name}: scan of {archive} on '{cron}' (UTC); Ctrl-C stops", markup=False)
-    prefect_serve(
-        nightly_deployment(settings, model, cron, name, config_file=os.path.abspath(config) if config else None)
-    )
+    if collision not in ("enqueue", "cancel-new"):
+        raise UsageError(f"--collision: expected enqueue or cancel-new, got {collision!r}")
+    deployment = nightly_deployment(
+        settings, model, cron, name, timezone, os.path.abspath(config) if config else None, collision, retries,
+        retry_delay, timeout,
+    )  # fmt: skip
+    console.print(f"serving {name}: scan of {archive} on '{cron}' ({timezone}); Ctrl-C stops", markup=False)
+    prefect_serve(deployment)
 
 
 def _run_scan(run, title: str, config: str | None, include: list[str] | None = None, **flags) -> None:

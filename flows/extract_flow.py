@@ -6,7 +6,7 @@ from prefect import flow, get_run_logger
 
 from tasks.jobs.plan import plan_extraction
 
-from .pipeline import RunRecord, run_extraction
+from .pipeline import RunRecord, outcome, run_extraction
 from .runner import dask_runner
 from .settings import Settings
 
@@ -19,7 +19,8 @@ def extract_features(settings: Settings) -> dict:
         logger.warning(
             "backbone %s is RANDOM-INITIALISED (seed %d): features are not pretrained", spec.backbone, spec.seed
         )
-    run = RunRecord(store, "extract", {"extractor_id": spec.extractor_id, "archive": settings.storage.archive})
+    info = {"extractor_id": spec.extractor_id, "archive": settings.storage.archive}
+    run = RunRecord(store, "extract", info, settings.cluster, settings.schedule.webhook_url)
     with run.guard():
         entries = settings.archive.videos(include=tuple(settings.schedule.include))
         plan = plan_extraction(store, entries, settings.extract_job)
@@ -28,4 +29,5 @@ def extract_features(settings: Settings) -> dict:
         if plan.extract:
             with dask_runner(settings.cluster) as runner, run.guard():
                 run.outcomes += run_extraction(runner, plan, settings)
-    return run.finish()
+                return outcome(run.finish())  # the manifest before the cluster closes
+    return outcome(run.finish())

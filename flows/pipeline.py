@@ -9,12 +9,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect.exceptions import TerminationSignal
+from prefect.states import Completed
 from prefect_dask import DaskTaskRunner
 
 from anomaly_models.errors import VadError
 from tasks.jobs.plan import Plan, check_inputs
 from tasks.jobs.report import write_index
 from tasks.jobs.score import ScoreJob
+from tasks.store.lease import Lease, OutputBusy
 from tasks.store.manifest import (
     DONE,
     INTERRUPTED,
@@ -27,9 +29,10 @@ from tasks.store.manifest import (
 from tasks.store.output import OutputStore
 from tasks.store.storage import StorageError, describe
 
+from .notify import post_summary
 from .progress import wait_with_progress
 from .runner import submit
-from .settings import Settings
+from .settings import ClusterSettings, Settings
 from .work import extract_video_task, report_video_task, score_batch_task
 
 
@@ -87,18 +90,37 @@ def score_and_report(
     return outcomes
 
 
+def outcome(summary: dict) -> Any:
+    """What a flow returns: its summary, or, when videos failed, a Completed state named CompletedWithFailures
+    (message: the counts) carrying the summary, so Prefect's UI, API and automations tell it from a clean run
+    while callers still get the summary."""
+    failed = summary.get("counts", {}).get("failed", 0)
+    if not failed:
+        return summary
+    total = sum(summary.get("counts", {}).values())
+    return Completed(name="CompletedWithFailures", message=f"{failed} of {total} videos failed", data=summary)
+
+
 class RunRecord:
     """One run's record: `runs/<run_id>/started.json` before any work (an output that cannot be written stops the
     run there, with one clear line), and the manifest at the end, or, when the run is interrupted (SIGTERM,
     Ctrl-C, a crash), at once, with every planned video that did not finish as `interrupted`."""
 
-    def __init__(self, store: OutputStore, flow: str, info: dict[str, Any]):
+    def __init__(
+        self, store: OutputStore, flow: str, info: dict[str, Any], cluster: ClusterSettings, webhook: str | None = None
+    ):
         self.store, self.info = store, {"flow": flow, **info}
         self.run_id = new_run_id(flow)
         self.outcomes: list[VideoOutcome] = []
         self.planned: set[str] = set()
         self.written: dict | None = None
-        store.check_writable(self.run_id, self.info)
+        self.webhook = webhook
+        started = store.check_writable(self.run_id, self.info)
+        try:
+            self.lease = Lease(store, self.run_id, cluster.lease_ttl_s).acquire(cluster.lease_wait_s)
+        except OutputBusy:
+            self._try(lambda: store.delete(started))  # a refused run leaves no trace
+            raise
 
     def plan(self, plan: Plan) -> None:
         self.outcomes += plan.outcomes
@@ -121,6 +143,8 @@ class RunRecord:
                     self._try(lambda: self.store.write_bytes(self.store.run_file(self.run_id, "traceback.txt"),
                                                              traceback.format_exc().encode()))  # fmt: skip
                 self._try(lambda: self._write({"interrupted": reason, "index": None}))
+                self._notify()
+            self.lease.release()
             raise
 
     def _try(self, write: Callable[[], Any]) -> None:
@@ -142,5 +166,13 @@ class RunRecord:
 
     def finish(self, index_model: str | None = None, **info: Any) -> dict:
         """The run index (when a model's reports may have changed) and the manifest; returns the summary."""
-        index = write_index(self.store, index_model) if index_model else None
-        return self._write({**info, "index": index})
+        try:
+            index = write_index(self.store, index_model) if index_model else None
+            return self._write({**info, "index": index})
+        finally:
+            self.lease.release()
+            self._notify()
+
+    def _notify(self) -> None:
+        if self.webhook and self.written is not None:
+            post_summary(self.webhook, self.written)

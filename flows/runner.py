@@ -9,14 +9,21 @@ can run (on CPU with a warning when no CUDA device is visible).
 
 from __future__ import annotations
 
+import logging
+import sys
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import dask
 from prefect_dask import DaskTaskRunner
 
+from anomaly_models.errors import RefusedJob
+
 from .settings import ClusterSettings
+
+log = logging.getLogger(__name__)
 
 
 def task_runner(cluster: ClusterSettings) -> DaskTaskRunner:
@@ -26,7 +33,7 @@ def task_runner(cluster: ClusterSettings) -> DaskTaskRunner:
         "n_workers": cluster.workers,
         "threads_per_worker": 1,
         "processes": True,
-        "dashboard_address": ":0",
+        "dashboard_address": cluster.dashboard_address,
         "silence_logs": 40,
     }
     if cluster.gpu_tasks:
@@ -44,11 +51,76 @@ def gpu_resource(enabled: bool) -> Iterator[None]:
         yield
 
 
+def wait_for_gpu_worker(cluster: ClusterSettings) -> None:
+    """With --gpu-tasks on an existing cluster, GPU tasks run only on workers started with `--resources GPU=1`:
+    without one they would wait for ever. Wait at most `gpu_wait_s` for such a worker, then refuse the run."""
+    if not (cluster.gpu_tasks and cluster.dask_address):
+        return
+    from distributed import Client
+
+    deadline = time.monotonic() + cluster.gpu_wait_s
+    with Client(cluster.dask_address, timeout=30) as client:
+        while True:
+            workers = client.scheduler_info().get("workers", {}).values()
+            if any(w.get("resources", {}).get("GPU", 0) >= 1 for w in workers):
+                return
+            if time.monotonic() >= deadline:
+                raise RefusedJob(
+                    f"--gpu-tasks: no worker of the Dask cluster at {cluster.dask_address} offers the GPU resource "
+                    f"(waited {cluster.gpu_wait_s:g} s); start one with `dask worker ... --resources GPU=1`"
+                )
+            time.sleep(1.0)
+
+
 @contextmanager
 def dask_runner(cluster: ClusterSettings) -> Iterator[DaskTaskRunner]:
-    """A started DaskTaskRunner for submitting Prefect tasks from inside a running flow."""
-    with task_runner(cluster) as runner:
+    """A started DaskTaskRunner for submitting Prefect tasks from inside a running flow. Closing it is best
+    effort: the run's work and manifest are done by then, so a cluster that fails to close cleanly is a warning,
+    never a failed run."""
+    wait_for_gpu_worker(cluster)
+    runner = task_runner(cluster)
+    runner.__enter__()
+    try:
         yield runner
+    except BaseException:
+        _close(runner, sys.exc_info())
+        raise
+    _close(runner, (None, None, None))
+
+
+def _close(runner: DaskTaskRunner, exc_info: Any) -> None:
+    try:
+        runner.__exit__(*exc_info)
+    except Exception as exc:
+        log.warning("the Dask cluster did not close cleanly: %s: %s", exc.__class__.__name__, exc)
+
+
+class SharedCluster:
+    """A Dask runner started on first use and kept for later runs (a backfill's chunks), closed at the end."""
+
+    def __init__(self, cluster: ClusterSettings):
+        self.cluster = cluster
+        self._stack: ExitStack | None = None
+        self._runner: DaskTaskRunner | None = None
+
+    def __enter__(self) -> SharedCluster:
+        self._stack = ExitStack()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stack is not None:
+            self._stack.close()
+
+    @contextmanager
+    def runner(self) -> Iterator[DaskTaskRunner]:
+        """The shared runner (started now if needed); without an enclosing `with`, one just for this block."""
+        if self._stack is None:
+            with dask_runner(self.cluster) as runner:
+                yield runner
+            return
+        if self._runner is None:
+            self._runner = self._stack.enter_context(dask_runner(self.cluster))
+        yield self._runner
 
 
 def submit(runner: DaskTaskRunner, task: Any, gpu: bool = False, **parameters: Any) -> Any:

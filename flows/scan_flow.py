@@ -7,7 +7,8 @@ an unchanged archive starts no Dask cluster and says so.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from prefect import flow, get_run_logger
 
@@ -19,9 +20,9 @@ from tasks.models.repository import locate_model
 from tasks.store.archive import VideoEntry
 from tasks.store.manifest import SKIPPED, VideoOutcome, new_run_id, write_summary
 
-from .pipeline import RunRecord, run_extraction, score_and_report
+from .pipeline import RunRecord, outcome, run_extraction, score_and_report
 from .progress import say
-from .runner import dask_runner
+from .runner import SharedCluster
 from .settings import Settings, load_settings
 
 
@@ -32,16 +33,19 @@ def scan_videos(
     flow_name: str = "scan",
     index: bool = True,
     skipped: dict[str, str] | None = None,
+    cluster: SharedCluster | None = None,
 ) -> dict:
     """Extract what is new among `entries`, score it, report it, rebuild the index; write the run manifest
-    (`skipped`: files discovery left out, with why, recorded as skipped rows)."""
+    (`skipped`: files discovery left out, with why, recorded as skipped rows). `cluster`: one shared by several
+    runs (a backfill's chunks); by default a cluster is started for this run when it has work."""
     logger = get_run_logger()
     model_store, card = locate_model(model_url, settings.storage.options)
     settings = settings.for_card(card)
     out = settings.store
     job = ScoreJob(card, model_store, InputSource.for_card(out, card), out, settings.schedule.force)
-    run = RunRecord(out, flow_name, {"model_id": card.model_id, "archive": settings.storage.archive,
-                                     "extractor_id": card.extractor_id, "videos": len(entries)})  # fmt: skip
+    info = {"model_id": card.model_id, "archive": settings.storage.archive, "extractor_id": card.extractor_id,
+            "videos": len(entries)}  # fmt: skip
+    run = RunRecord(out, flow_name, info, settings.cluster, settings.schedule.webhook_url)
     run.outcomes += [VideoOutcome(name, SKIPPED, "discover", error=why) for name, why in (skipped or {}).items()]
     with run.guard():
         plan = plan_scan(job, settings.extract_job, entries)
@@ -50,45 +54,57 @@ def scan_videos(
             say(f"nothing new: {len(entries)} videos, all features, scores and reports are current")
         else:
             logger.info("scan plan: %s", plan.work)
-            with dask_runner(settings.cluster) as runner, run.guard():
+            with (cluster or SharedCluster(settings.cluster)).runner() as runner, run.guard():
                 extracted = run_extraction(runner, plan, settings)
                 run.outcomes += extracted
                 run.outcomes += score_and_report(runner, job, plan, settings, extracted)
+                # the manifest before the cluster closes
+                return run.finish(index_model=card.model_id if index else None, work=plan.work)
     return run.finish(index_model=card.model_id if index else None, work=plan.work)
 
 
 def dated_globs(globs: list[str], today: date | None = None) -> tuple[str, ...]:
     """Expand {today} and {yesterday} (ISO dates) in include globs, so a scheduled scan picks last night's folders."""
-    today = today or datetime.now(timezone.utc).date()
+    today = today or datetime.now(dt_timezone.utc).date()
     return tuple(g.format(today=today.isoformat(), yesterday=(today - timedelta(days=1)).isoformat()) for g in globs)
 
 
+def run_date(timezone: str = "UTC") -> date:
+    """The day a run is for: its scheduled start in the schedule's timezone (a late, retried or caught-up run of a
+    night still scans that night), else now."""
+    from zoneinfo import ZoneInfo
+
+    from prefect.runtime import flow_run
+
+    scheduled = flow_run.scheduled_start_time if flow_run.id else None
+    moment = scheduled if scheduled is not None else datetime.now(dt_timezone.utc)
+    return moment.astimezone(ZoneInfo(timezone)).date()
+
+
 @flow(name="scan")
-def scan(settings: Settings, model_url: str, config_file: str | None = None) -> dict:
-    """The nightly job over the whole archive (or the --include globs, with {today}/{yesterday} expanded).
-    `config_file` (scheduled runs): storage options are re-read from it and the environment at run time, since
-    they are never stored with the deployment."""
+def scan(settings: Settings, model_url: str, config_file: str | None = None, timezone: str = "UTC") -> dict:
+    """The nightly job over the whole archive (or the --include globs, with {today}/{yesterday} expanded for the
+    run's scheduled day in `timezone`). `config_file` (scheduled runs): storage options are re-read from it and the
+    environment at run time, since they are never stored with the deployment."""
     if config_file:
         settings = settings.replace(storage_options=load_settings(config_file).storage.options)
-    entries, skipped = settings.archive.listing(include=dated_globs(settings.schedule.include))
-    return scan_videos(settings, model_url, entries, skipped=skipped)
-
-
-@flow(name="backfill-chunk")
-def backfill_chunk(settings: Settings, model_url: str, entries: list[VideoEntry]) -> dict:
-    return scan_videos(settings, model_url, entries, "backfill-chunk", index=False)
+    include = dated_globs(settings.schedule.include, run_date(timezone))
+    entries, skipped = settings.archive.listing(include=include)
+    return outcome(scan_videos(settings, model_url, entries, skipped=skipped))
 
 
 @flow(name="backfill")
 def backfill(settings: Settings, model_url: str, chunk: int = 200) -> dict:
-    """A scan over a large archive in chunks of videos, each its own flow run with its own manifest, so a long
-    backfill shows progress and a crash loses at most one chunk (everything done stays current)."""
+    """A scan over a large archive in chunks of videos, each its own run with its own manifest, so a long
+    backfill shows progress and a crash loses at most one chunk (everything done stays current). All chunks share
+    one Dask cluster, started when the first chunk has work."""
     entries = settings.archive.videos(include=dated_globs(settings.schedule.include))
     parts = [entries[i : i + chunk] for i in range(0, len(entries), chunk)]
     summaries = []
-    for n, part in enumerate(parts, 1):
-        say(f"backfill chunk {n}/{len(parts)}: {len(part)} videos")
-        summaries.append(backfill_chunk(settings, model_url, part))
+    with SharedCluster(settings.cluster) as cluster:
+        for n, part in enumerate(parts, 1):
+            say(f"backfill chunk {n}/{len(parts)}: {len(part)} videos")
+            summaries.append(scan_videos(settings, model_url, part, "backfill-chunk", index=False, cluster=cluster))
     counts: dict[str, int] = {}
     for s in summaries:
         for k, v in s["counts"].items():
@@ -107,4 +123,4 @@ def backfill(settings: Settings, model_url: str, chunk: int = 200) -> dict:
         "index": index,
     }
     write_summary(settings.store, run_id, summary)
-    return summary
+    return outcome(summary)

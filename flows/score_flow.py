@@ -11,7 +11,7 @@ from tasks.models.inputs import InputSource
 from tasks.models.repository import locate_model
 from tasks.store.output import OutputStore
 
-from .pipeline import RunRecord, score_and_report
+from .pipeline import RunRecord, outcome, score_and_report
 from .runner import dask_runner
 from .settings import Settings
 
@@ -28,7 +28,13 @@ def score_features(settings: Settings, features_url: str, model_url: str) -> dic
         settings.store,
         settings.schedule.force,
     )
-    run = RunRecord(settings.store, "score", {"model_id": card.model_id, "features": features_url})
+    run = RunRecord(
+        settings.store,
+        "score",
+        {"model_id": card.model_id, "features": features_url},
+        settings.cluster,
+        settings.schedule.webhook_url,
+    )
     with run.guard():
         plan = plan_score(job)
         run.plan(plan)
@@ -36,4 +42,5 @@ def score_features(settings: Settings, features_url: str, model_url: str) -> dic
         if not plan.empty:
             with dask_runner(settings.cluster) as runner, run.guard():
                 run.outcomes += score_and_report(runner, job, plan, settings)
-    return run.finish(index_model=card.model_id)
+                return outcome(run.finish(index_model=card.model_id))  # the manifest before the cluster closes
+    return outcome(run.finish(index_model=card.model_id))

@@ -1,16 +1,22 @@
-"""The nightly job as a Prefect deployment: the scan flow on a cron schedule, served by this process.
+"""The nightly job as a Prefect deployment: the scan flow on a cron schedule.
 
 Schedules need a real Prefect server (`prefect server start`; PREFECT_API_URL pointing at it): the ephemeral API
-does not run the scheduler. Storage options are not part of the deployment's parameters; each run reads them
-again from the serving process's environment (VAD_STORAGE_OPTIONS) or the config file (only its path is stored).
+does not run the scheduler. The deployment names its flow by module path (`flows.scan_flow:scan`), so every
+process that runs it (this one with `vad serve`, a Prefect worker, Dask workers) imports the installed package,
+never a loose file. At most one run of it at a time: further runs wait (`enqueue`, the default) or are cancelled
+(`cancel-new`). Storage options are not part of the deployment's parameters; each run reads them again from the
+serving process's environment (VAD_STORAGE_OPTIONS) or the config file (only its path is stored).
 """
 
 from __future__ import annotations
 
-from prefect.deployments.runner import RunnerDeployment
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
 from .scan_flow import scan
 from .settings import Settings
+
+COLLISIONS = {"enqueue": ConcurrencyLimitStrategy.ENQUEUE, "cancel-new": ConcurrencyLimitStrategy.CANCEL_NEW}
 
 
 def nightly_deployment(
@@ -20,13 +26,25 @@ def nightly_deployment(
     name: str = "nightly-scan",
     timezone: str = "UTC",
     config_file: str | None = None,
+    collision: str = "enqueue",
+    retries: int = 0,
+    retry_delay_s: int = 600,
+    timeout_s: float | None = None,
 ) -> RunnerDeployment:
     from prefect.client.schemas.schedules import CronSchedule
 
-    return scan.to_deployment(
+    flow = scan.with_options(retries=retries, retry_delay_seconds=retry_delay_s, timeout_seconds=timeout_s)
+    return flow.to_deployment(
         name=name,
         schedule=CronSchedule(cron=cron, timezone=timezone),
-        parameters={"settings": settings.model_dump(mode="json"), "model_url": model_url, "config_file": config_file},
+        parameters={
+            "settings": settings.model_dump(mode="json"),
+            "model_url": model_url,
+            "config_file": config_file,
+            "timezone": timezone,
+        },  # fmt: skip
         description="vad nightly scan: extract what is new, score, report",
         tags=["vad", "nightly"],
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=COLLISIONS[collision]),
+        entrypoint_type=EntrypointType.MODULE_PATH,
     )

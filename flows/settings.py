@@ -130,6 +130,10 @@ class ClusterSettings(Section):
     video_timeout_s: float = Field(300.0, gt=0, description="per-video decode time limit: this base ...")
     video_timeout_per_s: float = Field(10.0, ge=0, description="... plus this many seconds per second of video")
     stall_timeout_s: float = Field(120.0, gt=0, description="a decoder that yields nothing for this long is stopped")
+    gpu_wait_s: float = Field(300.0, ge=0, description="with gpu_tasks on a cluster: wait this long for a GPU worker")
+    dashboard_address: str = Field("127.0.0.1:0", description="LocalCluster dashboard (host:port; loopback only)")
+    lease_wait_s: float = Field(0.0, ge=0, description="wait this long for another run to release the output")
+    lease_ttl_s: float = Field(120.0, ge=5, description="a lease not renewed for this long is taken over")
 
 
 class ScheduleSettings(Section):
@@ -137,6 +141,7 @@ class ScheduleSettings(Section):
         default_factory=list, description="only video ids matching these globs; {today}/{yesterday} expand at run time"
     )
     force: bool = Field(False, description="redo work that is current")
+    webhook_url: str | None = Field(None, description="POST each run's JSON summary here (failures included)")
 
 
 class Settings(Section):

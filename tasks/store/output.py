@@ -9,7 +9,8 @@
   scores/<model_id>/evaluation.json  evaluation.md
   reports/<model_id>/<video_id>.json  .html           per-video segment report
   reports/<model_id>/index.html  segments.parquet     run index across videos
-  runs/<run_id>/manifest.parquet  summary.json        one row per video
+  runs/<run_id>/started.json  manifest.parquet  summary.json  [traceback.txt]   one row per video
+  runs/lease.json                                     the run holding the output now (tasks/store/lease.py)
   models/<model_id>/checkpoint.pt  config.json        trained models (config.json = the model card)
 ```
 
@@ -115,6 +116,9 @@ class OutputStore:
     def segments(self, model_id: str) -> str:
         return join(self.reports_dir(model_id), "segments.parquet")
 
+    def lease_file(self) -> str:
+        return self._url("runs", "lease.json")
+
     def run_file(self, run_id: str, name: str) -> str:
         return self._url("runs", safe_name(run_id, "run id"), name)
 
@@ -163,6 +167,10 @@ class OutputStore:
                 return None
 
         return retrying(read, f"reading {url}")
+
+    def delete(self, url: str) -> None:
+        fs, path = filesystem(url, self.storage_options)
+        retrying(lambda: fs.rm_file(path), f"deleting {url}")
 
     def exists(self, url: str) -> bool:
         fs, path = filesystem(url, self.storage_options)

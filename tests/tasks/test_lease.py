@@ -1,0 +1,66 @@
+import threading
+import time
+
+import pytest
+
+from tasks.store.lease import Lease, OutputBusy
+from tasks.store.output import OutputStore
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    if request.param == "local":
+        return OutputStore(str(tmp_path / "out"))
+    s3 = request.getfixturevalue("s3_endpoint")
+    return OutputStore(f"s3://vad-test/lease-{time.monotonic_ns()}", s3)
+
+
+def test_one_holder_at_a_time_and_release_lets_the_next_in(store):
+    first = Lease(store, "run-a", settle_s=0.1).acquire()
+    with pytest.raises(OutputBusy, match="in use by run run-a"):
+        Lease(store, "run-b", settle_s=0.1).acquire()
+    first.release()
+    with Lease(store, "run-b", settle_s=0.1).acquire():
+        assert store.read_json(store.lease_file())["run_id"] == "run-b"
+    assert not store.exists(store.lease_file())
+
+
+def test_an_expired_lease_is_taken_over(store):
+    dead = Lease(store, "crashed", ttl_s=0.5, settle_s=0.1)
+    store.write_json(store.lease_file(), {**dead._record(), "expires": time.time() - 1})  # its holder died
+    with Lease(store, "next", settle_s=0.1).acquire():
+        assert store.read_json(store.lease_file())["run_id"] == "next"
+
+
+def test_the_holder_renews_its_lease(store):
+    with Lease(store, "long", ttl_s=5.2, settle_s=0.1).acquire():
+        first = store.read_json(store.lease_file())["expires"]
+        time.sleep(2.5)
+        assert store.read_json(store.lease_file())["expires"] > first
+
+
+def test_two_runs_starting_together_never_both_hold_it(store):
+    results = {}
+
+    def start(name):
+        try:
+            results[name] = Lease(store, name, settle_s=1.0).acquire()
+        except OutputBusy:
+            results[name] = None
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    holders = [n for n, lease in results.items() if lease is not None]
+    assert len(holders) == 1
+    results[holders[0]].release()
+
+
+def test_a_waiting_run_gets_the_lease_when_it_is_released(store):
+    holder = Lease(store, "first", settle_s=0.1).acquire()
+    threading.Timer(1.0, holder.release).start()
+    started = time.monotonic()
+    with Lease(store, "second", settle_s=0.1).acquire(wait_s=30, poll_s=0.2):
+        assert time.monotonic() - started < 10
