@@ -98,7 +98,7 @@ def _wait_for_deployment(url: str, proc, log, limit: float = 120):
 def test_served_deployment_runs_on_dask_then_is_a_noop(served, webhook):
     deployment = _wait_for_deployment(served["url"], served["proc"], served["log"])
     assert deployment.entrypoint == "flows.scan_flow.scan"  # a module path: workers import the package
-    assert deployment.concurrency_limit == 1
+    assert deployment.global_concurrency_limit.limit == 1  # one run at a time
     first = _run(served["url"])
     assert first.state.is_completed(), (first.state, served["log"].read_text())
     assert first.state.name == "CompletedWithFailures" and "1 of" in first.state.message  # the corrupted video
