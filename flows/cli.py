@@ -332,7 +332,7 @@ def report(
 
 
 @app.command()
-@orchestrated
+@handled
 def evaluate(
     scores: list[str] = typer.Option(..., "--scores", help="scores folder <out>/scores/<model_id>; repeat to compare"),
     annotations: str = AnnotationsOpt,
@@ -343,10 +343,10 @@ def evaluate(
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """F1@k (abnormal / normal / all) and frame AUC against annotations; writes evaluation.json/.md by the scores."""
-    from .evaluate_flow import evaluate as evaluate_flow
+    from .evaluate_flow import evaluate_models
 
     settings = _settings(config_file=config)
-    result = evaluate_flow(settings, scores, annotations, parse_overlaps(overlaps), threshold)
+    result = evaluate_models(settings, scores, annotations, parse_overlaps(overlaps), threshold)
     console.print(result["markdown"], soft_wrap=True, markup=False)
 
 
@@ -440,6 +440,10 @@ def serve(
         retry_delay, timeout,
     )  # fmt: skip
     console.print(f"serving {name}: scan of {archive} on '{cron}' ({timezone}); Ctrl-C stops", markup=False)
+    from .dead_runs import mark_dead_runs
+
+    for run_id in mark_dead_runs(deployment.apply(), settings.store):
+        console.print(f"marked Crashed: flow run {run_id} was left Running by a process that died", markup=False)
     prefect_serve(deployment)
 
 

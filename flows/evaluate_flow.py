@@ -1,8 +1,13 @@
-"""evaluate: F1@k and frame AUC of one or more models' scores against temporal annotations."""
+"""evaluate: F1@k and frame AUC of one or more models' scores against temporal annotations.
+
+`evaluate_models` is plain Python (reads scores, writes evaluation files and a run manifest): `vad evaluate` calls
+it directly and needs no Prefect server; the `evaluate` flow wraps it for flows (the demo) and deployments."""
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+import logging
+
+from prefect import flow
 
 from tasks.jobs.annotations import load_annotations
 from tasks.jobs.evaluate import evaluate_scores, markdown_table, write_evaluation
@@ -11,16 +16,16 @@ from tasks.store.output import OutputStore
 
 from .settings import Settings
 
+log = logging.getLogger(__name__)
 
-@flow(name="evaluate")
-def evaluate(
+
+def evaluate_models(
     settings: Settings,
     scores_urls: list[str],
     annotations_path: str,
     overlaps: tuple[float, ...] = (0.1, 0.25, 0.5),
     threshold: float | None = None,
 ) -> dict:
-    logger = get_run_logger()
     annotations = load_annotations(annotations_path)
     results = []
     for url in scores_urls:
@@ -28,9 +33,9 @@ def evaluate(
         result = evaluate_scores(store, model_id, annotations, threshold, overlaps)
         result["written"] = write_evaluation(store, model_id, result)
         if result["unmatched_annotations"]:
-            logger.warning("%d annotated names have no scores (not evaluated)", len(result["unmatched_annotations"]))
+            log.warning("%d annotated names have no scores (not evaluated)", len(result["unmatched_annotations"]))
         for vid, problems in result["invalid_annotations"].items():
-            logger.warning("%s not evaluated: %s", vid, "; ".join(problems))
+            log.warning("%s not evaluated: %s", vid, "; ".join(problems))
         results.append(result)
         outcomes = [VideoOutcome(v, DONE, "evaluate") for v in result["evaluated_videos"]] + [
             VideoOutcome(v, SKIPPED, "evaluate", error="no annotation") for v in result["unannotated_videos"]
@@ -48,3 +53,6 @@ def evaluate(
             },
         )
     return {"results": results, "markdown": markdown_table(results)}
+
+
+evaluate = flow(name="evaluate")(evaluate_models)

@@ -9,8 +9,10 @@ can run (on CPU with a warning when no CUDA device is visible).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -88,11 +90,28 @@ def dask_runner(cluster: ClusterSettings) -> Iterator[DaskTaskRunner]:
     _close(runner, (None, None, None))
 
 
-def _close(runner: DaskTaskRunner, exc_info: Any) -> None:
-    try:
-        runner.__exit__(*exc_info)
-    except Exception as exc:
-        log.warning("the Dask cluster did not close cleanly: %s: %s", exc.__class__.__name__, exc)
+CLOSE_TIMEOUT_S = 60.0
+
+
+def _close(runner: DaskTaskRunner, exc_info: Any, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    """Close the runner (client and LocalCluster) within `timeout_s`; past it the run goes on without waiting (the
+    worker processes are the cluster's children and end with this process)."""
+    errors: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            runner.__exit__(*exc_info)
+        except BaseException as exc:
+            errors.append(exc)
+
+    context = contextvars.copy_context()  # the flow run's context, as the runner had it
+    closer = threading.Thread(target=context.run, args=(close,), name="vad-close-cluster", daemon=True)
+    closer.start()
+    closer.join(timeout_s)
+    if closer.is_alive():
+        log.warning("the Dask cluster did not close within %g s; going on without it", timeout_s)
+    elif errors:
+        log.warning("the Dask cluster did not close cleanly: %s: %s", errors[0].__class__.__name__, errors[0])
 
 
 class SharedCluster:

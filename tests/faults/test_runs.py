@@ -209,7 +209,7 @@ def test_sigterm_stops_a_run_cleanly(small_archive, tmp_path):
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # vad's own temporary API server
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    cmd = [sys.executable, "-m", "flows.cli", "extract", "--archive", str(archive), "--out", str(out)]
+    cmd = [sys.executable, "-m", "flows.cli", "extract", "--archive", str(archive), "--out", str(out), *FAST]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
     family: set[int] = set()

@@ -169,3 +169,38 @@ def test_sigterm_of_vad_serve_leaves_no_process_behind(served):
     time.sleep(2)
     alive = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert not alive, [" ".join(psutil.Process(p).cmdline()) for p in alive]
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_crashed_when_serving_resumes(served, trained_model,
+                                                                                     prefect_server):  # fmt: skip
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Running
+
+    assert served["proc"].poll() is not None  # the previous test stopped vad serve
+    with temporary_settings(updates={PREFECT_API_URL: served["url"]}):
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("scan/test-scan")
+            orphan = client.create_flow_run_from_deployment(deployment.id)
+            client.set_flow_run_state(orphan.id, Running(), force=True)  # as if its process had been SIGKILLed
+    env = {**prefect_server["env"], "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    log = open(served["out"].parent / "serve2.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--archive", str(served["archive"]),
+                             "--model", str(trained_model), "--out", str(served["out"]), "--name", "test-scan"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        state = None
+        while time.monotonic() < deadline:
+            with temporary_settings(updates={PREFECT_API_URL: served["url"]}):
+                with get_client(sync_client=True) as client:
+                    state = client.read_flow_run(orphan.id).state
+            if state.is_crashed():
+                break
+            time.sleep(1)
+        assert state is not None and state.is_crashed(), (state, (served["out"].parent / "serve2.log").read_text())
+        assert "process died" in state.message
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        log.close()
