@@ -31,6 +31,8 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/extract.py
 	$(BIN)/python bench/objects.py
+	test -d vad-demo/models || $(MAKE) demo
+	$(BIN)/python bench/cli.py
 
 clean:
 	rm -rf $(VENV) vad-data vad-demo

@@ -22,9 +22,10 @@ from anomaly_models.errors import VadError
 
 # the child: die with the parent (Linux), then run uvicorn as `python -m uvicorn` would
 LAUNCH = (
-    "import ctypes, runpy, sys\n"
+    "import ctypes, os, runpy, sys\n"
     "try:\n    ctypes.CDLL('libc.so.6').prctl(1, 9)\nexcept OSError:\n    pass\n"
-    "sys.argv = ['uvicorn', *sys.argv[1:]]\n"
+    "if os.getppid() != int(sys.argv[1]):\n    sys.exit(0)\n"  # vad died before PR_SET_PDEATHSIG took effect
+    "sys.argv = ['uvicorn', *sys.argv[2:]]\n"
     "runpy.run_module('uvicorn', run_name='__main__')\n"
 )
 
@@ -70,7 +71,7 @@ def temporary_api_server() -> Iterator[None]:
            **get_current_settings().to_environment_variables(exclude_unset=True)}  # fmt: skip
     args = ["--app-dir", str(prefect.__module_path__.parent), "--factory", "prefect.server.api.server:create_app",
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]  # fmt: skip
-    server = subprocess.Popen([sys.executable, "-c", LAUNCH, *args], env=env, start_new_session=True,
+    server = subprocess.Popen([sys.executable, "-c", LAUNCH, str(os.getpid()), *args], env=env, start_new_session=True,
                               stdin=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}/api"
     try:

@@ -20,7 +20,7 @@ def extract_features(settings: Settings) -> dict:
             "backbone %s is RANDOM-INITIALISED (seed %d): features are not pretrained", spec.backbone, spec.seed
         )
     info = {"extractor_id": spec.extractor_id, "archive": settings.storage.archive}
-    run = RunRecord(store, "extract", info, settings.cluster, settings.schedule.webhook_url)
+    run = RunRecord(store, "extract", info, settings.cluster, settings.schedule.webhook_url, last_stage="extract")
     with run.guard():
         entries = settings.archive.videos(include=tuple(settings.schedule.include))
         plan = plan_extraction(store, entries, settings.extract_job)

@@ -26,10 +26,10 @@ def webhook_payload(summary: dict[str, Any]) -> dict[str, Any]:
 
 def post_summary(url: str, summary: dict[str, Any], timeout: float = 10.0) -> bool:
     body = json.dumps(webhook_payload(summary), default=str).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     try:
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return 200 <= response.status < 300
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # unreachable, refused, or not a URL
         log.warning("could not post the run summary to the webhook: %s", exc)
         return False

@@ -107,7 +107,13 @@ class RunRecord:
     Ctrl-C, a crash), at once, with every planned video that did not finish as `interrupted`."""
 
     def __init__(
-        self, store: OutputStore, flow: str, info: dict[str, Any], cluster: ClusterSettings, webhook: str | None = None
+        self,
+        store: OutputStore,
+        flow: str,
+        info: dict[str, Any],
+        cluster: ClusterSettings,
+        webhook: str | None = None,
+        last_stage: str = "report",
     ):
         self.store, self.info = store, {"flow": flow, **info}
         self.run_id = new_run_id(flow)
@@ -115,6 +121,8 @@ class RunRecord:
         self.planned: set[str] = set()
         self.written: dict | None = None
         self.webhook = webhook
+        self.last_stage = last_stage  # a planned video is finished when it has an outcome of this stage
+        self._depth = 0
         started = store.check_writable(self.run_id, self.info)
         try:
             self.lease = Lease(store, self.run_id, cluster.lease_ttl_s).acquire(cluster.lease_wait_s)
@@ -128,12 +136,16 @@ class RunRecord:
 
     @contextmanager
     def guard(self) -> Iterator[None]:
-        """Around the work: whatever stops it, the manifest is written first (then the cluster may close)."""
+        """Around the work: whatever stops it, the manifest is written first (then the cluster may close). Guards
+        nest (outside and inside the cluster's block); the outermost one releases the lease, after the cluster has
+        closed, so no task of this run still writes when another run may start."""
+        self._depth += 1
         try:
             yield
         except BaseException as exc:
             if self.written is None:
-                finished = {o.video_id for o in self.outcomes if o.status != "skipped"}
+                finished = {o.video_id for o in self.outcomes
+                            if o.status in ("failed", "quarantined") or o.stage == self.last_stage}  # fmt: skip
                 stopped = isinstance(exc, (KeyboardInterrupt, TerminationSignal))
                 reason = "interrupted" if stopped else f"run failed: {failure_reason(exc)}"
                 self.outcomes += [
@@ -143,9 +155,12 @@ class RunRecord:
                     self._try(lambda: self.store.write_bytes(self.store.run_file(self.run_id, "traceback.txt"),
                                                              traceback.format_exc().encode()))  # fmt: skip
                 self._try(lambda: self._write({"interrupted": reason, "index": None}))
-                self._notify()
-            self.lease.release()
+                self._try(self._notify)
+            if self._depth == 1:
+                self._try(self.lease.release)
             raise
+        finally:
+            self._depth -= 1
 
     def _try(self, write: Callable[[], Any]) -> None:
         try:
@@ -169,9 +184,9 @@ class RunRecord:
         try:
             index = write_index(self.store, index_model) if index_model else None
             return self._write({**info, "index": index})
-        finally:
-            self.lease.release()
-            self._notify()
+        finally:  # all tasks have finished here; cleanup never turns a finished run into a failure
+            self._try(self.lease.release)
+            self._try(self._notify)
 
     def _notify(self) -> None:
         if self.webhook and self.written is not None:

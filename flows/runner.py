@@ -21,7 +21,7 @@ from typing import Any
 import dask
 from prefect_dask import DaskTaskRunner
 
-from anomaly_models.errors import RefusedJob
+from anomaly_models.errors import RefusedJob, UsageError
 
 from .settings import ClusterSettings
 
@@ -79,9 +79,13 @@ def dask_runner(cluster: ClusterSettings) -> Iterator[DaskTaskRunner]:
     """A started DaskTaskRunner for submitting Prefect tasks from inside a running flow. Closing it is best
     effort: the run's work and manifest are done by then, so a cluster that fails to close cleanly is a warning,
     never a failed run."""
-    wait_for_gpu_worker(cluster)
-    runner = task_runner(cluster)
-    runner.__enter__()
+    try:
+        wait_for_gpu_worker(cluster)
+        runner = task_runner(cluster)
+        runner.__enter__()
+    except (OSError, TimeoutError) as exc:  # an address nothing answers at: configuration, not a bug
+        where = cluster.dask_address or "a LocalCluster"
+        raise UsageError(f"dask_address: cannot start or reach the Dask cluster ({where}): {exc}") from None
     try:
         yield runner
     except BaseException:

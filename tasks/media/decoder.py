@@ -52,7 +52,7 @@ class _Decoder:
         parent, child = socket.socketpair()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tasks.media.decoder", str(child.fileno())],
+            [sys.executable, "-m", "tasks.media.decoder", str(child.fileno()), str(os.getpid())],
             pass_fds=[child.fileno()], env=env, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         child.close()
@@ -97,6 +97,7 @@ class IsolatedVideo:
         self.started = time.monotonic()
         self.deadline = self.started + self.limit.base_s
         self._decoder = _decoder()
+        self._streaming = False
         info = self._call("open", path=path, name=self.name, verify=verify)
         self.n_frames, self.reported_frames, self.fps = info["n_frames"], info["reported_frames"], info["fps"]
         self.native_height, self.native_width = info["native_height"], info["native_width"]
@@ -113,6 +114,9 @@ class IsolatedVideo:
         return self.n_frames / self.fps
 
     def close(self) -> None:
+        if self._streaming:  # a stream was left unread (its generator may not be closed yet): start afresh
+            self._decoder.kill()
+            return
         if self._decoder.alive():
             try:
                 self._decoder.conn.send(("close", {}))
@@ -121,9 +125,11 @@ class IsolatedVideo:
                 pass
 
     def _receive(self) -> Any:
+        """The child's next message. Only time spent waiting for the child counts against the limits: what is
+        already decoded is taken at once, however long the caller spent between reads (a slow model)."""
         now = time.monotonic()
         wait = min(self.deadline - now, self.limit.stall_s)
-        if wait <= 0 or not self._decoder.conn.poll(wait):
+        if not self._decoder.conn.poll(0) and (wait <= 0 or not self._decoder.conn.poll(wait)):
             self._decoder.kill()
             elapsed = time.monotonic() - self.started
             stalled = "" if self.deadline - time.monotonic() <= 0 else f", nothing decoded for {self.limit.stall_s:g} s"
@@ -147,12 +153,22 @@ class IsolatedVideo:
         return self._receive()
 
     def _stream(self, method: str, **kwargs: Any) -> Iterator[Any]:
+        """Items of one request. A stream abandoned before its end (the caller failed midway) kills the child: its
+        unread items must never be taken as the answers to the next request."""
         self._decoder.conn.send((method, kwargs))
-        while True:
-            item = self._receive()
-            if item is _END or (isinstance(item, str) and item == _END):
-                return
-            yield item
+        self._streaming = True
+        finished = False
+        try:
+            while True:
+                item = self._receive()
+                if isinstance(item, str) and item == _END:
+                    finished = True
+                    self._streaming = False
+                    return
+                yield item
+        finally:
+            if not finished:
+                self._decoder.kill()
 
     def clips(self, clip_len: int = 16, stride: int = 16, short_side: int | None = None, chunk: int = 64
               ) -> Iterator[Clip]:  # fmt: skip
@@ -220,7 +236,6 @@ def _die_with_parent() -> None:
 
 if __name__ == "__main__":
     _die_with_parent()
-    parent_pid = os.getppid()
-    if parent_pid == 1:
+    if os.getppid() != int(sys.argv[2]):  # the parent died before PR_SET_PDEATHSIG took effect
         sys.exit(0)
     _serve(Connection(int(sys.argv[1])))

@@ -42,6 +42,7 @@ class Lease:
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.lost = False  # another run took the lease over (ours expired while storage was unreachable)
 
     def _record(self) -> dict[str, Any]:
         now = _now()
@@ -83,6 +84,9 @@ class Lease:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl_s / 4):
             try:
+                if self._held_by_other() is not None:  # never overwrite a run that took over an expired lease
+                    self.lost = True
+                    return
                 self.store.write_json(self.url, self._record())
             except Exception:  # a missed heartbeat is retried on the next beat; expiry is generous
                 pass
@@ -90,7 +94,7 @@ class Lease:
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join()  # a heartbeat write in flight lands before the delete below, never after it
             self._thread = None
         lease = self._current()
         if lease and lease.get("token") == self.token:

@@ -167,3 +167,14 @@ def test_invalid_segments_leave_their_video_out_and_say_why(tmp_path):
     txt.write_text("Abuse001.mp4 Abuse 100 50 -1 -1\nAbuse002.mp4 Abuse x 2 -1 -1\n")
     with pytest.raises(AnnotationError, match=f"{txt}:2: frame numbers must be integers"):
         load_annotations(str(txt))
+
+
+def test_a_video_abandoned_midway_never_leaks_frames_into_the_next_one():
+    """The caller fails while reading (a model error): the next video gets its own answers, not leftovers."""
+    with pytest.raises(RuntimeError, match="model failed"):
+        with IsolatedVideo(os.path.join(VIDEOS, "v_GGSY1Qvo990.mp4")) as video:
+            for i, _ in enumerate(video.clips(16, 16, 64)):
+                if i == 2:
+                    raise RuntimeError("model failed")
+    with IsolatedVideo(os.path.join(VIDEOS, "v_ZNVhz7ctTq0.mp4")) as video:
+        assert video.n_frames == 420 and sum(1 for _ in video.clips(16, 16, 64)) == 26
