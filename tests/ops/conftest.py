@@ -5,19 +5,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
+from flows.api_server import _healthy
 from tests.conftest import free_port
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
