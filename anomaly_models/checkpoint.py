@@ -1,17 +1,19 @@
 """Checkpoints hold weights, the model config and the feature extractor id the model was trained on.
 
-Loaded with torch.load(weights_only=True): a checkpoint is data and must never execute code.
+Loaded with torch.load(weights_only=True): a checkpoint is data and must never execute code. torch is imported by
+the functions that need it: the checks on ids (`require_extractor`) run where torch is never loaded.
 """
 
 from __future__ import annotations
 
 import io
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .errors import RefusedJob
 from .registry import build_model
+
+if TYPE_CHECKING:
+    import torch
 
 
 class CheckpointError(RefusedJob):
@@ -27,6 +29,8 @@ def model_config(model: torch.nn.Module) -> dict[str, Any]:
 def checkpoint_bytes(
     model: torch.nn.Module, model_name: str, extractor_id: str, extra: dict[str, Any] | None = None
 ) -> bytes:
+    import torch
+
     payload = {
         "format": "vad-checkpoint-1",
         "model": model_name,
@@ -47,6 +51,8 @@ def save_checkpoint(path, model: torch.nn.Module, model_name: str, extractor_id:
 
 def load_checkpoint_bytes(data: bytes, map_location: str = "cpu"):
     """Returns (model, payload). Refuses pickled objects (weights_only=True) and unknown formats."""
+    import torch
+
     try:
         payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError for anything that is not plain data

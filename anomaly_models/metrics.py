@@ -68,15 +68,37 @@ def f1_at_k(predictions, targets, overlaps=(0.1, 0.25, 0.5)) -> dict[str, dict[f
     return result
 
 
-def frame_auc(scores, targets) -> float | None:
-    """ROC AUC over all frames of all videos; None when only one class is present."""
-    from sklearn.metrics import roc_auc_score
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of `values`, tied values sharing the mean of their ranks."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]  # the first of each run of equal values
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], len(values)]
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = ((starts + ends + 1) / 2.0)[np.cumsum(first) - 1]
+    return ranks
 
+
+def roc_auc(labels, scores) -> float | None:
+    """Area under the ROC curve (0..1) of binary `labels` by `scores`: the Mann-Whitney U statistic, the chance
+    that a random positive scores above a random negative, ties counting one half (equal to scikit-learn's
+    `roc_auc_score`). None when only one class is present."""
+    y = np.asarray(labels).ravel() > 0
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    positives, negatives = int(y.sum()), int((~y).sum())
+    if not positives or not negatives:
+        return None
+    rank_sum = average_ranks(s)[y].sum()
+    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def frame_auc(scores, targets) -> float | None:
+    """ROC AUC (percent) over all frames of all videos; None when only one class is present."""
     y = np.concatenate([np.asarray(t).ravel() for t in targets])
     s = np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in scores])
-    if len(np.unique(y)) < 2:
-        return None
-    return float(roc_auc_score(y, s) * 100.0)
+    auc = roc_auc(y, s)
+    return None if auc is None else auc * 100.0
 
 
 def clips_to_frames(clip_values, start_frames, end_frames, n_frames: int, fill: float = 0.0) -> np.ndarray:

@@ -1,29 +1,35 @@
-"""One entry per temporal model: its class, training defaults, the per-clip inputs it reads, and how its
-constructor config follows from sample input shapes. Adding a model is one module plus one line in `MODELS`."""
+"""One entry per temporal model: where its class lives, its training defaults, the per-clip inputs it reads, and
+how its constructor config follows from sample input shapes. Adding a model is one module plus one line in
+`MODELS`. The registry itself needs no torch (settings and model cards read it); a class is imported when a model
+is built."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from .adnet import ADNet
-from .ador import ADOR
-from .baselines import EDTCN, MLP
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+FEATURES = ("features",)
+RELATIONS = ("tokens", "objects", "boxes", "object_mask")  # ADOR: action tokens and centre-frame objects
 
 
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    cls: type[nn.Module]
+    network: str  # "module:Class" in anomaly_models
     lr: float  # default Adam learning rate (the thesis's)
     loss: str  # "mse" or "bce"
+    inputs: tuple[str, ...] = FEATURES  # per-clip arrays the forward takes before the mask
 
     @property
-    def inputs(self) -> tuple[str, ...]:
-        """Per-clip arrays the forward takes before the mask (`features`, or ADOR's tokens and objects)."""
-        return input_names(self.cls)
+    def cls(self) -> type[nn.Module]:
+        module, name = self.network.split(":")
+        return getattr(importlib.import_module(module, __package__), name)
 
     @property
     def needs_tokens(self) -> bool:
@@ -41,17 +47,17 @@ class ModelEntry:
 MODELS: dict[str, ModelEntry] = {
     e.name: e
     for e in (
-        ModelEntry("adnet", ADNet, lr=5e-4, loss="mse"),
-        ModelEntry("ador", ADOR, lr=5e-5, loss="bce"),
-        ModelEntry("mlp", MLP, lr=5e-4, loss="mse"),
-        ModelEntry("edtcn", EDTCN, lr=5e-4, loss="mse"),
+        ModelEntry("adnet", ".adnet:ADNet", lr=5e-4, loss="mse"),
+        ModelEntry("ador", ".ador:ADOR", lr=5e-5, loss="bce", inputs=RELATIONS),
+        ModelEntry("mlp", ".baselines:MLP", lr=5e-4, loss="mse"),
+        ModelEntry("edtcn", ".baselines:EDTCN", lr=5e-4, loss="mse"),
     )
 }
 
 
-def input_names(model: nn.Module | type[nn.Module]) -> tuple[str, ...]:
-    """The per-clip arrays a model's forward takes before the mask; ADNet and the baselines take `features`."""
-    return getattr(model, "input_names", ("features",))
+def input_names(model: Any) -> tuple[str, ...]:
+    """The per-clip arrays a model (or model class) takes before the mask; ADNet and the baselines take `features`."""
+    return getattr(model, "input_names", FEATURES)
 
 
 def model_entry(name: str) -> ModelEntry:

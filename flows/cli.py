@@ -15,12 +15,13 @@ from collections.abc import Callable
 from typing import Any, Optional, TypeVar
 
 import typer
-from prefect.exceptions import TerminationSignal
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from anomaly_models.errors import UsageError, VadError
+
+from .stopping import interruptions, sigterm_stops_cleanly
 
 app = typer.Typer(
     help="vad: find and localize anomalous events in recorded surveillance video.",
@@ -74,7 +75,7 @@ def handled(command: F, orchestrated: bool = False) -> F:
                 console.print_exception()
             console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(exc.exit_code) from None
-        except (KeyboardInterrupt, TerminationSignal):  # Ctrl-C or SIGTERM: the manifest is written, cluster closed
+        except interruptions():  # Ctrl-C or SIGTERM: the manifest is written, cluster closed
             console.print("[yellow]interrupted:[/yellow] stopped; the run's manifest records what finished")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except (typer.Exit, typer.Abort):
@@ -132,19 +133,6 @@ def exit_for(summary: dict) -> None:
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
-def _sigterm_stops_cleanly() -> None:
-    """SIGTERM unwinds like Ctrl-C: no new work, the manifest is written, the cluster and Prefect's temporary API
-    server stop (their exit handlers run), no process is left behind."""
-    import signal
-    import threading
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, stop)
-
-
 DEBUG = {"on": False}
 
 
@@ -155,7 +143,7 @@ class _ReportedErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if not DEBUG["on"] and isinstance(exc, (VadError, KeyboardInterrupt, TerminationSignal)):
+        if not DEBUG["on"] and isinstance(exc, (VadError, *interruptions())):
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -173,7 +161,7 @@ def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of r
     DEBUG["on"] = debug
     _prefect_defaults()
     _quiet_reported_errors()
-    _sigterm_stops_cleanly()
+    sigterm_stops_cleanly()
 
 
 @app.command()
@@ -343,15 +331,16 @@ def evaluate(
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """F1@k (abnormal / normal / all) and frame AUC against annotations; writes evaluation.json/.md by the scores."""
-    from .evaluate_flow import evaluate_models
+    from tasks.jobs.evaluate import evaluate_models
 
     settings = _settings(config_file=config)
-    result = evaluate_models(settings, scores, annotations, parse_overlaps(overlaps), threshold)
+    options = settings.storage.options
+    result = evaluate_models(scores, annotations, parse_overlaps(overlaps), threshold, options)
     console.print(result["markdown"], soft_wrap=True, markup=False)
 
 
 @app.command()
-@orchestrated
+@handled
 def scan(
     archive: str = typer.Option(..., "--archive", help="archive root URL"),
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
@@ -363,11 +352,23 @@ def scan(
     force: Optional[bool] = typer.Option(None, "--force/--no-force"),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """The nightly job: extract what is new, score it, write reports and the index. Incremental."""
-    from .scan_flow import scan as scan_flow
+    """The nightly job: extract what is new, score it, write reports and the index. Incremental: with nothing new
+    the run is recorded (runs/<run_id>/) without starting Prefect or a cluster."""
+    from .api_server import temporary_api_server
+    from .scan_plan import nothing_new
 
     flags = dict(archive=archive, out=out, include=include, dask_address=dask_address, workers=workers)
-    _run_scan(lambda s: scan_flow(s, model), "scan", config, gpu_tasks=gpu_tasks, force=force, **flags)
+
+    def run(settings):
+        summary = nothing_new(settings, model)
+        if summary is None:
+            from .scan_flow import scan as scan_flow
+
+            with temporary_api_server():
+                summary = scan_flow(settings, model)
+        return summary
+
+    _run_scan(run, "scan", config, gpu_tasks=gpu_tasks, force=force, **flags)
 
 
 @app.command()

@@ -6,7 +6,8 @@ from prefect import flow, get_run_logger
 
 from tasks.jobs.plan import plan_extraction
 
-from .pipeline import RunRecord, outcome, run_extraction
+from .pipeline import outcome, run_extraction
+from .run_record import RunRecord
 from .runner import dask_runner
 from .settings import Settings
 

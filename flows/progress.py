@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from prefect.futures import as_completed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -11,6 +10,8 @@ console = Console(stderr=True)
 
 def wait_with_progress(futures, description: str) -> list:
     """Results in completion order; a rich bar shows done/total."""
+    from prefect.futures import as_completed  # here: `say` is used where Prefect is never loaded
+
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:

@@ -5,6 +5,8 @@ with nothing new costs no cluster start.
 
 GPU tasks ask for the `GPU` Dask resource; on a LocalCluster the workers then declare GPU=1 each so those tasks
 can run (on CPU with a warning when no CUDA device is visible).
+
+Dask and prefect-dask (about 0.5 s to import) are imported when a runner is started, not with this module.
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
-
-import dask
-from prefect_dask import DaskTaskRunner
+from typing import TYPE_CHECKING, Any
 
 from anomaly_models.errors import RefusedJob, UsageError
 
 from .settings import ClusterSettings
 
+if TYPE_CHECKING:
+    from prefect_dask import DaskTaskRunner
+
 log = logging.getLogger(__name__)
 
 
 def task_runner(cluster: ClusterSettings) -> DaskTaskRunner:
+    from prefect_dask import DaskTaskRunner
+
     if cluster.dask_address:
         return DaskTaskRunner(address=cluster.dask_address)
     cluster_kwargs: dict[str, Any] = {
@@ -47,6 +51,8 @@ def task_runner(cluster: ClusterSettings) -> DaskTaskRunner:
 def gpu_resource(enabled: bool) -> Iterator[None]:
     """Around a submit: the task only lands on workers started with --resources GPU=1."""
     if enabled:
+        import dask
+
         with dask.annotate(resources={"GPU": 1}):
             yield
     else:

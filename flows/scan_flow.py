@@ -7,22 +7,21 @@ an unchanged archive starts no Dask cluster and says so.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from datetime import timezone as dt_timezone
 
 from prefect import flow, get_run_logger
 
 from tasks.jobs.plan import plan_scan
 from tasks.jobs.report import write_index
-from tasks.jobs.score import ScoreJob
-from tasks.models.inputs import InputSource
 from tasks.models.repository import locate_model
 from tasks.store.archive import VideoEntry
-from tasks.store.manifest import SKIPPED, VideoOutcome, new_run_id, write_summary
+from tasks.store.manifest import new_run_id, write_summary
 
-from .pipeline import RunRecord, outcome, run_extraction, score_and_report
+from .pipeline import outcome, run_extraction, score_and_report
 from .progress import say
 from .runner import SharedCluster
+from .scan_plan import ScanJob, dated_globs
 from .settings import Settings, load_settings
 
 
@@ -39,14 +38,9 @@ def scan_videos(
     (`skipped`: files discovery left out, with why, recorded as skipped rows). `cluster`: one shared by several
     runs (a backfill's chunks); by default a cluster is started for this run when it has work."""
     logger = get_run_logger()
-    model_store, card = locate_model(model_url, settings.storage.options)
-    settings = settings.for_card(card)
-    out = settings.store
-    job = ScoreJob(card, model_store, InputSource.for_card(out, card), out, settings.schedule.force)
-    info = {"model_id": card.model_id, "archive": settings.storage.archive, "extractor_id": card.extractor_id,
-            "videos": len(entries)}  # fmt: skip
-    run = RunRecord(out, flow_name, info, settings.cluster, settings.schedule.webhook_url)
-    run.outcomes += [VideoOutcome(name, SKIPPED, "discover", error=why) for name, why in (skipped or {}).items()]
+    scan = ScanJob.load(settings, model_url)
+    settings, card, job = scan.settings, scan.card, scan.score
+    run = scan.record(flow_name, entries, skipped)
     with run.guard():
         plan = plan_scan(job, settings.extract_job, entries)
         run.plan(plan)
@@ -61,12 +55,6 @@ def scan_videos(
                 # the manifest before the cluster closes
                 return run.finish(index_model=card.model_id if index else None, work=plan.work)
     return run.finish(index_model=card.model_id if index else None, work=plan.work)
-
-
-def dated_globs(globs: list[str], today: date | None = None) -> tuple[str, ...]:
-    """Expand {today} and {yesterday} (ISO dates) in include globs, so a scheduled scan picks last night's folders."""
-    today = today or datetime.now(dt_timezone.utc).date()
-    return tuple(g.format(today=today.isoformat(), yesterday=(today - timedelta(days=1)).isoformat()) for g in globs)
 
 
 def run_date(timezone: str = "UTC") -> date:

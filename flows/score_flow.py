@@ -11,7 +11,8 @@ from tasks.models.inputs import InputSource
 from tasks.models.repository import locate_model
 from tasks.store.output import OutputStore
 
-from .pipeline import RunRecord, outcome, score_and_report
+from .pipeline import outcome, score_and_report
+from .run_record import RunRecord
 from .runner import dask_runner
 from .settings import Settings
 

@@ -28,9 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from anomaly_models.errors import UsageError
 from anomaly_models.registry import MODELS
 from tasks.jobs.extract import ExtractJob
-from tasks.media.backbones import BACKBONES, ExtractorSpec, backbone_class, check_spec
 from tasks.media.decoder import TimeLimit
-from tasks.media.detectors import DETECTORS, DetectorSpec
+from tasks.media.specs import BACKBONES, DETECTORS, DetectorSpec, ExtractorSpec, check_spec
 from tasks.models.card import ModelCard
 from tasks.store.archive import Archive
 from tasks.store.output import OutputStore
@@ -74,7 +73,7 @@ class ExtractorSettings(Section):
 
     @model_validator(mode="after")
     def _backbone_takes_these_inputs(self) -> ExtractorSettings:
-        check_spec(backbone_class(self.backbone), self.spec)
+        check_spec(self.spec)
         return self
 
     @property

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from anomaly_models.errors import UsageError
 from tasks.jobs.annotations import load_annotations
+from tasks.jobs.train import train_from_features
 from tasks.models.card import ModelCard
 from tasks.models.inputs import InputSource
 from tasks.store.manifest import DONE, SKIPPED, VideoOutcome, new_run_id, write_manifest
@@ -14,7 +16,8 @@ from tasks.store.output import OutputStore
 
 from .progress import console
 from .settings import Settings
-from .work import train_task
+
+train_task = task(train_from_features, name="train-model", cache_policy=NO_CACHE)
 
 
 def input_source(settings: Settings, features_url: str, objects_url: str | None = None) -> InputSource:

@@ -1,4 +1,5 @@
-"""The Prefect @task wrappers: thin, one per plain job in tasks/ (which tests call directly)."""
+"""The Prefect @task wrappers of a scan's jobs: thin, one per plain job in tasks/ (which tests call directly). They
+import no torch: the jobs load their networks on the worker that runs them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from prefect.cache_policies import NO_CACHE
 from tasks.jobs.extract import ExtractJob, extract_video
 from tasks.jobs.report import write_video_report
 from tasks.jobs.score import ScoreJob, score_batch
-from tasks.jobs.train import train_from_features
 from tasks.media.devices import pick_device
 from tasks.store.archive import Archive, VideoEntry
 from tasks.store.manifest import VideoOutcome
@@ -30,6 +30,3 @@ def score_batch_task(job: ScoreJob, video_ids: list[str], gpu_requested: bool = 
 @task(name="report-video", cache_policy=NO_CACHE)
 def report_video_task(store: OutputStore, model_id: str, video_id: str, threshold: float | None = None) -> VideoOutcome:
     return write_video_report(store, model_id, video_id, threshold)
-
-
-train_task = task(train_from_features, name="train-model", cache_policy=NO_CACHE)

@@ -1,13 +1,22 @@
 """Evaluate stored clip scores against temporal annotations: F1@k (abnormal / normal / all) and frame AUC,
-overall and per annotated class, written as JSON and markdown next to the scores."""
+overall and per annotated class, written as JSON and markdown next to the scores.
+
+`evaluate_models` is the whole job (reads scores, writes evaluation files and a run manifest per model): plain
+Python, so `vad evaluate` needs neither a Prefect server nor Prefect itself; flows wrap it."""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from anomaly_models.errors import NotFound, RefusedJob
 from anomaly_models.metrics import clips_to_frames, f1_at_k, frame_auc, segment_counts
 
+from ..store.manifest import DONE, SKIPPED, VideoOutcome, new_run_id, write_manifest
 from ..store.output import OutputStore
-from .annotations import VideoAnnotation, match_annotations
+from .annotations import VideoAnnotation, load_annotations, match_annotations
+
+log = logging.getLogger(__name__)
 
 
 def _views(preds, targets, scores, overlaps) -> dict:
@@ -98,3 +107,32 @@ def write_evaluation(store: OutputStore, model_id: str, result: dict) -> tuple[s
         store.write_json(store.evaluation(model_id, ".json"), result),
         store.write_bytes(store.evaluation(model_id, ".md"), markdown_table([result]).encode()),
     )
+
+
+def evaluate_models(
+    scores_urls: list[str],
+    annotations_path: str,
+    overlaps: tuple[float, ...] = (0.1, 0.25, 0.5),
+    threshold: float | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> dict:
+    """Evaluate each `<root>/scores/<model_id>` folder; writes its evaluation files and an `evaluate` run manifest
+    in its store. Returns every result and the side-by-side markdown table."""
+    annotations = load_annotations(annotations_path)
+    results = []
+    for url in scores_urls:
+        store, model_id = OutputStore.locate(url, "scores", storage_options)
+        result = evaluate_scores(store, model_id, annotations, threshold, overlaps)
+        result["written"] = write_evaluation(store, model_id, result)
+        if result["unmatched_annotations"]:
+            log.warning("%d annotated names have no scores (not evaluated)", len(result["unmatched_annotations"]))
+        for vid, problems in result["invalid_annotations"].items():
+            log.warning("%s not evaluated: %s", vid, "; ".join(problems))
+        results.append(result)
+        outcomes = [VideoOutcome(v, DONE, "evaluate") for v in result["evaluated_videos"]] + [
+            VideoOutcome(v, SKIPPED, "evaluate", error="no annotation") for v in result["unannotated_videos"]
+        ]
+        info = {"flow": "evaluate", "model_id": model_id, "f1": result["f1"], "auc": result["auc"],
+                "annotations": annotations_path}  # fmt: skip
+        write_manifest(store, new_run_id("evaluate"), outcomes, info)
+    return {"results": results, "markdown": markdown_table(results)}

@@ -2,7 +2,8 @@
 detector, also the centre-frame object features.
 
 Only what is missing or stale is computed. A video that cannot be decoded is quarantined (its fingerprint and
-reason recorded) and becomes a `failed` outcome; nothing else is written for it.
+reason recorded) and becomes a `failed` outcome; nothing else is written for it. The networks (torch) are imported
+only when a video is really extracted: planning a scan uses this module's job and freshness checks without them.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from anomaly_models.errors import VideoError
 
-from ..media.backbones import ExtractorSpec, cached_extractor
 from ..media.decoder import IsolatedVideo, TimeLimit
-from ..media.detectors import DetectorSpec, detect_centre_frames
+from ..media.devices import configure_threads
+from ..media.specs import DetectorSpec, ExtractorSpec
 from ..store.archive import Archive, VideoEntry
 from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome, failure_reason
 from ..store.output import OutputStore
@@ -38,12 +38,6 @@ class ExtractJob:
     force: bool = False
     limit: TimeLimit = TimeLimit()  # per-video decode time limit
     verify_frames: bool = True  # probe for listed frames that do not decode (and never read them)
-
-
-def configure_threads(threads: int | None) -> None:
-    """Torch threads per worker process: workers x threads should not exceed the cores."""
-    if threads and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
 
 
 def features_current(store: OutputStore, job: ExtractJob, entry: VideoEntry) -> dict[str, str] | None:
@@ -81,6 +75,8 @@ def _weights_label(weights: str) -> str:
 
 
 def _features(source: IsolatedVideo, entry: VideoEntry, job: ExtractJob, device: str | None) -> pa.Table:
+    from ..media.backbones import cached_extractor
+
     spec = job.spec
     model = cached_extractor(spec, device)
     feats: list[np.ndarray] = []
@@ -131,6 +127,8 @@ def _features(source: IsolatedVideo, entry: VideoEntry, job: ExtractJob, device:
 def _objects(
     source: IsolatedVideo, entry: VideoEntry, features: pa.Table, detector: DetectorSpec, device: str | None
 ) -> pa.Table:
+    from ..media.detectors import detect_centre_frames
+
     starts, ends, centers = (features.column(c).to_numpy() for c in ("start_frame", "end_frame", "center_frame"))
     fps = float(features.schema.metadata[b"fps"])
     frames = detect_centre_frames(source, centers, detector, device)

@@ -227,6 +227,14 @@ def read_reports(store: OutputStore, model_id: str) -> list[dict]:
     return [store.read_json(store.report(model_id, vid, ".json")) for vid in ids]
 
 
+def index_current(store: OutputStore, model_id: str) -> bool:
+    """The index was written after every report (one listing, no report read): a run that reported nothing
+    need not rebuild it. A crash between reports and index leaves it older, and the next run rebuilds it."""
+    written = store.modified_time(store.index(model_id))
+    reports = store.modified_times(store.reports_dir(model_id), ".json").values()
+    return written is not None and all(written > t for t in reports)
+
+
 def write_index(store: OutputStore, model_id: str) -> str:
     """reports/<model_id>/index.html + segments.parquet over every report, videos ranked by their highest score."""
     reports = sorted(read_reports(store, model_id), key=lambda r: -r["max_score"])

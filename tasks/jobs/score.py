@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from anomaly_models import predict
-
 from ..models.card import ModelCard
 from ..models.inputs import InputSource
 from ..models.repository import load_model
@@ -38,6 +36,8 @@ def score_video(job: ScoreJob, video_id: str, device: str = "cpu") -> VideoOutco
     target = out.scores(card.model_id, video_id)
     if not job.force and out.is_current(target, job.scores_expected(features.metadata["fingerprint"])):
         return VideoOutcome(video_id, SKIPPED, "score", output=target, started_at=timer.started_at)
+    from anomaly_models.training import predict  # torch: only where a video is really scored
+
     scores = predict(load_model(job.model_store, card, device), inputs, card.window, device)
     meta = {
         **{k: features.metadata[k] for k in ("fps", "frame_count", "fingerprint", "extractor_id")},

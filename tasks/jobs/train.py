@@ -14,8 +14,7 @@ from anomaly_models import TrainConfig, build_model, train
 from anomaly_models.checkpoint import model_config
 from anomaly_models.errors import NotFound, RefusedJob, UsageError
 
-from ..media.backbones import ExtractorSpec
-from ..media.detectors import DetectorSpec
+from ..media.specs import DetectorSpec, ExtractorSpec
 from ..models.card import AnnotationMatch, ModelCard, TrainingRecord, spec_from_json
 from ..models.inputs import InputSource, input_shapes
 from ..models.repository import save_model

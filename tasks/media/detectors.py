@@ -16,44 +16,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from anomaly_models.errors import UsageError
-
+from .specs import DETECTORS, DetectorSpec
 from .video import FrameSource
-from .weights import load_state_dict, weights_tag
+from .weights import load_state_dict
 
-DETECTORS = {
-    "fasterrcnn_mobilenet_v3_large_320_fpn": 320,  # name -> default min_size
-    "fasterrcnn_resnet50_fpn": 240,
-}
-
-
-@dataclass(frozen=True)
-class DetectorSpec:
-    detector: str = "fasterrcnn_mobilenet_v3_large_320_fpn"
-    weights: str = "random"
-    score_threshold: float = 0.2
-    max_objects: int = 36
-    mode: str = "detections"  # or "proposals"
-    min_size: int | None = None
-    clip_len: int = 16  # the clips whose centre frames are detected (same as the features')
-    stride: int = 16
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.detector not in DETECTORS:
-            raise UsageError(f"detector: unknown detector {self.detector!r}; known: {sorted(DETECTORS)}")
-        if self.mode not in ("detections", "proposals"):
-            raise UsageError(f"object_mode: detector mode must be 'detections' or 'proposals', got {self.mode!r}")
-
-    @property
-    def size(self) -> int:
-        return self.min_size or DETECTORS[self.detector]
-
-    @property
-    def detector_id(self) -> str:
-        tag = weights_tag(self.weights, self.seed)
-        kind = f"top{self.max_objects}" if self.mode == "proposals" else f"t{self.score_threshold:g}m{self.max_objects}"
-        return f"{self.detector}-{tag}-{kind}-c{self.clip_len}s{self.stride}-{self.size}"
+__all__ = ["DETECTORS", "DetectorSpec", "FrameObjects", "ObjectDetector", "cached_detector", "detect_centre_frames"]
 
 
 @dataclass

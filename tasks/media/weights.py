@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 
-import torch
-
 from anomaly_models.errors import UsageError
 
 
@@ -30,6 +28,8 @@ def load_state_dict(model_name: str, weights: str) -> dict | None:
     if weights == "random":
         return None
     if os.path.exists(weights):
+        import torch  # here, not at import: ids and specs are derived without torch
+
         return torch.load(weights, map_location="cpu", weights_only=True)
     if weights.endswith((".pt", ".pth", ".bin")) or "/" in weights:
         raise WeightsError(f"weights file not found: {weights} (use weights='random' for random init)")

@@ -16,8 +16,7 @@ from anomaly_models.checkpoint import require_extractor
 from anomaly_models.errors import UsageError
 from anomaly_models.registry import ModelEntry, model_entry
 
-from ..media.backbones import ExtractorSpec
-from ..media.detectors import DetectorSpec
+from ..media.specs import DetectorSpec, ExtractorSpec
 from ..store.names import safe_name
 
 SCHEMA_VERSION = 1

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from anomaly_models.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint_bytes
 from anomaly_models.errors import NotFound
 
 from ..store.output import OutputStore
 from .card import ModelCard
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CHECKPOINT, CARD = "checkpoint.pt", "config.json"
 

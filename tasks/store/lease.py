@@ -1,26 +1,31 @@
 """One run per output at a time: a lease on the output root (`runs/lease.json`) with an owner, a heartbeat and an
 expiry, written atomically (a temp file renamed locally; one PUT on S3).
 
-Acquire: read the lease; when none is held, or it expired (its holder died without releasing it), write ours,
-wait a moment and read it back: the last writer wins, and a loser sees another owner and backs off, so two runs
-starting together never both proceed. The holder renews it every `ttl_s / 4` from a background thread and deletes
-it when done. Prefect's deployment concurrency limit keeps scheduled runs from overlapping; the lease also covers
-a CLI run against the same output.
+Acquire: read the lease; when none is held, or it expired (its holder died without releasing it), write ours.
+On a local disk the read and the write happen under an exclusive `flock` of `runs/lease.lock`, which decides at
+once. Object storage has no lock: the run waits a moment (`settle_s`) and reads the lease back; the last writer
+wins, and a loser sees another owner and backs off, so two runs starting together never both proceed. The
+holder renews it every `ttl_s / 4` from a background thread and deletes it when done. Prefect's deployment
+concurrency limit keeps scheduled runs from overlapping; the lease also covers a CLI run against the same output.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 from anomaly_models.errors import RefusedJob
 
 from .output import OutputStore
+from .storage import is_local
 
 
 class OutputBusy(RefusedJob):
@@ -62,18 +67,36 @@ class Lease:
             return lease
         return None
 
+    @contextmanager
+    def _exclusive(self) -> Iterator[bool]:
+        """Check-then-write under an exclusive lock where the store is a local disk (yields True); on object
+        storage nothing is locked (yields False) and the caller settles instead."""
+        if not is_local(self.url):
+            yield False
+            return
+        path = self.url.removeprefix("file://") + ".lock"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def acquire(self, wait_s: float = 0.0, poll_s: float = 2.0) -> Lease:
         deadline = _now() + wait_s
         while True:
-            holder = self._held_by_other()
-            if holder is None:
-                self.store.write_json(self.url, self._record())
-                time.sleep(self.settle_s)  # let a concurrent writer land, then see who won
+            with self._exclusive() as decided:
                 holder = self._held_by_other()
                 if holder is None:
-                    self._thread = threading.Thread(target=self._heartbeat, name="vad-lease", daemon=True)
-                    self._thread.start()
-                    return self
+                    self.store.write_json(self.url, self._record())
+            if holder is None and not decided:
+                time.sleep(self.settle_s)  # let a concurrent writer land, then see who won
+                holder = self._held_by_other()
+            if holder is None:
+                self._thread = threading.Thread(target=self._heartbeat, name="vad-lease", daemon=True)
+                self._thread.start()
+                return self
             if _now() >= deadline:
                 raise OutputBusy(
                     f"output {self.store.root} is in use by run {holder.get('run_id')} (host {holder.get('host')}, "
@@ -84,10 +107,11 @@ class Lease:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl_s / 4):
             try:
-                if self._held_by_other() is not None:  # never overwrite a run that took over an expired lease
-                    self.lost = True
-                    return
-                self.store.write_json(self.url, self._record())
+                with self._exclusive():
+                    if self._held_by_other() is not None:  # never overwrite a run that took over an expired lease
+                        self.lost = True
+                        return
+                    self.store.write_json(self.url, self._record())
             except Exception:  # a missed heartbeat is retried on the next beat; expiry is generous
                 pass
 
@@ -96,12 +120,13 @@ class Lease:
         if self._thread is not None:
             self._thread.join()  # a heartbeat write in flight lands before the delete below, never after it
             self._thread = None
-        lease = self._current()
-        if lease and lease.get("token") == self.token:
-            try:
-                self.store.delete(self.url)
-            except Exception:  # it expires anyway
-                pass
+        try:
+            with self._exclusive():
+                lease = self._current()
+                if lease and lease.get("token") == self.token:
+                    self.store.delete(self.url)
+        except Exception:  # it expires anyway
+            pass
 
     def __enter__(self) -> Lease:
         return self

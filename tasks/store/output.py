@@ -192,18 +192,30 @@ class OutputStore:
     def video_ids(self, folder: str, suffix: str = ".parquet") -> list[str]:
         """Video ids of every `<video_id><suffix>` under one producer folder (hidden temp files and the quarantine
         folder excluded). Note: pyarrow dataset readers skip paths starting with '_' or '.'; this does not."""
+        return sorted(self.modified_times(folder, suffix))
+
+    def modified_times(self, folder: str, suffix: str = ".parquet") -> dict[str, float]:
+        """{video_id: last-modified POSIX time} of every `<video_id><suffix>` under a folder, in one listing."""
         fs, root = filesystem(folder, self.storage_options)
         fs.invalidate_cache()
         if not retrying(lambda: fs.exists(root), f"listing {folder}"):
-            return []
+            return {}
         root = root.rstrip("/")
-        ids = []
-        for path in sorted(retrying(lambda: fs.find(root), f"listing {folder}")):
+        found = {}
+        for path, info in retrying(lambda: fs.find(root, detail=True), f"listing {folder}").items():
             rel = path[len(root) + 1 :]
             parts = rel.split("/")
             if rel.endswith(suffix) and parts[0] != QUARANTINE and not parts[-1].startswith("."):
-                ids.append(rel[: -len(suffix)])
-        return ids
+                found[rel[: -len(suffix)]] = _modified(info)
+        return found
+
+    def modified_time(self, url: str) -> float | None:
+        """Last-modified POSIX time of one file; None when it does not exist."""
+        fs, path = filesystem(url, self.storage_options)
+        try:
+            return _modified(retrying(lambda: fs.info(path), f"reading {url}"))
+        except FileNotFoundError:
+            return None
 
     def check_writable(self, run_id: str, info: Mapping[str, Any]) -> str:
         """Before any work: write the run's `started.json` (who, what, when). An output that cannot be written
@@ -220,3 +232,9 @@ class OutputStore:
         storage options."""
         with local_path(url, self.storage_options, suffix=posixpath.splitext(url)[1]) as path:
             yield path
+
+
+def _modified(info: Mapping[str, Any]) -> float:
+    """fsspec's last-modified time: `mtime` on local disks, `LastModified` (a datetime) on S3."""
+    value = info.get("mtime", info.get("LastModified", info.get("last_modified", 0.0)))
+    return float(value.timestamp() if hasattr(value, "timestamp") else value)

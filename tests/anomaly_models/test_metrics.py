@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from anomaly_models.metrics import clips_to_frames, f1_at_k, frame_auc, score_segments, segment_counts
@@ -62,3 +63,27 @@ def test_frame_auc_and_expansion_and_segments():
     assert frame_auc([frames], [[0] * 4 + [1] * 4 + [0] * 2]) == pytest.approx(100.0)
     assert frame_auc([frames], [[0] * 10]) is None
     assert score_segments([0.1, 0.6, 0.7, 0.5, 0.9], 0.5) == [(1, 3), (4, 5)]
+
+
+def test_roc_auc_hand_cases_and_ties():
+    from anomaly_models.metrics import average_ranks, roc_auc
+
+    assert average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [3.5, 1.0, 3.5, 2.0]
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert roc_auc([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    assert roc_auc([0, 1], [0.5, 0.5]) == 0.5  # a tie counts one half
+    # positives 0.4 and 0.9 against negatives 0.4 and 0.1: pairs won 1 + 1 + 1, tied 1 -> 3.5 / 4
+    assert roc_auc([1, 0, 1, 0], [0.4, 0.4, 0.9, 0.1]) == 0.875
+    assert roc_auc([1, 1], [0.2, 0.3]) is None and roc_auc([0, 0], [0.2, 0.3]) is None
+
+
+def test_roc_auc_equals_scikit_learn_on_tied_scores():
+    from sklearn.metrics import roc_auc_score
+
+    from anomaly_models.metrics import roc_auc
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.integers(0, 2, 500)
+        s = np.round(rng.random(500) + 0.3 * y, 1)  # coarse scores: many ties
+        assert roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)

@@ -1,6 +1,6 @@
 from datetime import date
 
-from flows.scan_flow import dated_globs
+from flows.scan_plan import dated_globs
 from flows.serve import nightly_deployment
 from flows.settings import Settings
 from tasks.store.archive import discover_videos

@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -104,6 +106,42 @@ def test_second_scan_is_a_noop(scanned, trained_model, scan_archive):
     assert summary["work"] == {"extract": 0, "score": 0, "report": 0}
     assert summary["counts"]["done"] == 0 and summary["counts"]["quarantined"] == 1
     assert before == {p: p.stat().st_mtime_ns for p in (out / "scores").rglob("*.parquet")}
+
+
+QUICK_SCAN = """import json, sys
+from flows.cli import app
+try:
+    app()
+except SystemExit as stop:
+    code = stop.code
+print(json.dumps({"code": code, "loaded": sorted(m for m in ("torch", "prefect", "distributed") if m in sys.modules)}))
+"""
+
+
+def quick_scan(*args) -> dict:
+    """`vad scan` in its own process: (exit code, which heavy modules it loaded)."""
+    argv = [sys.executable, "-c", QUICK_SCAN, "scan", *map(str, args)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_scan_with_nothing_new_loads_neither_torch_nor_prefect_and_keeps_the_index(
+    scanned, trained_model, scan_archive
+):
+    out, _ = scanned
+    reports = out / "reports" / MODEL_ID
+    index = reports / "index.html"
+    args = ("--archive", scan_archive, "--model", trained_model, "--out", out)
+    before = index.stat().st_mtime_ns
+    assert quick_scan(*args) == {"code": 0, "loaded": []}
+    assert index.stat().st_mtime_ns == before  # no report changed: the index is not rebuilt (no report read)
+    runs = sorted(os.listdir(out / "runs"))
+    assert json.loads((out / "runs" / runs[-1] / "summary.json").read_text())["index"] == str(index)
+    report = next(reports.glob("*.json"))
+    os.utime(report, ns=(before + 10**9, before + 10**9))  # a report newer than the index (a crash in between)
+    assert quick_scan(*args) == {"code": 0, "loaded": []}
+    assert index.stat().st_mtime_ns > before
 
 
 def test_scoring_features_of_another_extractor_is_refused(trained_model, tmp_path):

@@ -64,3 +64,44 @@ def test_a_waiting_run_gets_the_lease_when_it_is_released(store):
     started = time.monotonic()
     with Lease(store, "second", settle_s=0.1).acquire(wait_s=30, poll_s=0.2):
         assert time.monotonic() - started < 10
+
+
+class SlowStore(OutputStore):
+    """A store whose reads take a while (a busy disk): check-then-write windows of racing runs overlap."""
+
+    def read_json(self, url):
+        try:
+            return super().read_json(url)
+        finally:
+            time.sleep(0.3)
+
+
+def _race(root: str, name: str, barrier, held) -> None:
+    barrier.wait()
+    try:
+        lease = Lease(SlowStore(root), name, settle_s=0.0).acquire()
+    except OutputBusy:
+        return
+    held.append(name)
+    time.sleep(1.0)  # hold it while the others try
+    lease.release()
+
+
+def test_on_a_local_disk_the_lock_decides_at_once_among_processes(tmp_path):
+    """Local stores need no settle wait: six processes released together, exactly one gets the lease, and a free
+    lease is acquired without waiting."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    root = str(tmp_path / "out")
+    with ctx.Manager() as manager:
+        barrier, held = manager.Barrier(6), manager.list()
+        procs = [ctx.Process(target=_race, args=(root, f"run-{i}", barrier, held)) for i in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert len(held) == 1, list(held)
+    started = time.monotonic()
+    with Lease(OutputStore(root), "quick", settle_s=30).acquire():
+        assert time.monotonic() - started < 5

@@ -1,7 +1,6 @@
-"""Action backbones: the base class, spec and registry in `base`, one module per family. Importing this package
-registers every family; adding one is a module here plus its import below."""
+"""Action backbones: the base class in `base`, one module per family, each listed with its input contract in the
+catalog (`tasks.media.specs.BACKBONES`, torch-free). Adding one is a module here plus its catalog entry."""
 
-from . import mvit, resnet3d, s3d  # noqa: F401  (registers the families)
 from .base import (
     BACKBONES,
     ActionBackbone,
@@ -11,7 +10,6 @@ from .base import (
     build_extractor,
     cached_extractor,
     check_spec,
-    register,
 )
 
 __all__ = [
@@ -23,5 +21,4 @@ __all__ = [
     "build_extractor",
     "cached_extractor",
     "check_spec",
-    "register",
 ]

@@ -1,6 +1,7 @@
-"""Action feature extractors: a small base class and a registry (lhotse style); one module per backbone family.
+"""Action feature extractors: a small base class; one module per backbone family, each listed in the catalog
+(`specs.BACKBONES`, lhotse style registry) with its input contract (clip length, crop size, resize, normalisation).
 
-Each backbone declares its input (clip length, crop size, resize, normalisation) and returns per clip a pooled
+Each backbone returns per clip a pooled
 feature vector and, on request, its spatial token map (the last conv / transformer map averaged over time,
 [tokens, channels], e.g. 7x7x512 for r3d_18 at 112 px). Weights come from a torchvision enum name, a local
 state_dict file, or `random` (explicit, seeded). The extractor id names everything that makes features comparable.
@@ -8,7 +9,7 @@ state_dict file, or `random` (explicit, seeded). The extractor id names everythi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
 from functools import lru_cache
 from typing import Any
 
@@ -16,75 +17,38 @@ import numpy as np
 import torch
 from torch import nn
 
-from anomaly_models.errors import UsageError
-
-from ..weights import WeightsError, load_state_dict, weights_tag
+from ..specs import BACKBONES, BackboneInfo, ExtractorSpec, backbone_info, check_spec
+from ..weights import WeightsError, load_state_dict
 
 __all__ = [
     "ExtractorSpec",
     "ActionBackbone",
     "BACKBONES",
-    "register",
     "backbone_class",
     "build_extractor",
     "cached_extractor",
+    "check_spec",
     "WeightsError",
     "map_tokens",
 ]
 
-KINETICS_MEAN, KINETICS_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
-
-
-@dataclass(frozen=True)
-class ExtractorSpec:
-    """What makes features comparable; `extractor_id` is derived from it."""
-
-    backbone: str = "r3d_18"
-    weights: str = "random"  # "random", a torchvision enum name (e.g. KINETICS400_V1), or a local file path
-    clip_len: int = 16
-    stride: int = 16
-    size: int | None = None  # crop size; None = the backbone's native size
-    seed: int = 0  # init seed for random weights
-
-    @property
-    def crop_size(self) -> int:
-        return self.size or backbone_class(self.backbone).crop_size
-
-    @property
-    def short_side(self) -> int:
-        cls = backbone_class(self.backbone)
-        return round(self.crop_size * cls.resize_short / cls.crop_size)
-
-    @property
-    def extractor_id(self) -> str:
-        return f"{self.backbone}-{weights_tag(self.weights, self.seed)}-c{self.clip_len}s{self.stride}-{self.crop_size}"
-
-    @property
-    def is_random(self) -> bool:
-        return self.weights == "random"
-
 
 class ActionBackbone(nn.Module):
-    """Base class: subclasses set the class attributes and implement `build` and `forward_features`."""
+    """Base class: subclasses implement `build` and `forward_features`; their input contract (crop, resize,
+    normalisation) is their entry in the catalog (`specs.BACKBONES`)."""
 
-    name: str = ""
-    crop_size: int = 112
-    resize_short: int = 128
-    mean: tuple[float, float, float] = KINETICS_MEAN
-    std: tuple[float, float, float] = KINETICS_STD
-    fixed_clip_len: int | None = None  # models that only accept one clip length
-    fixed_crop: bool = False  # models that only accept their native crop size
+    info: BackboneInfo
     net: Any  # the wrapped torchvision (or other) network; families reach into its layers
     _mean: torch.Tensor
     _std: torch.Tensor
 
     def __init__(self, spec: ExtractorSpec):
         super().__init__()
-        check_spec(type(self), spec)
-        self.spec = spec
+        check_spec(spec)
+        self.spec, self.info = spec, spec.info
         self.net = self.build(spec)
-        self.register_buffer("_mean", torch.tensor(self.mean).view(1, 3, 1, 1, 1), persistent=False)
-        self.register_buffer("_std", torch.tensor(self.std).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("_mean", torch.tensor(self.info.mean).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(self.info.std).view(1, 3, 1, 1, 1), persistent=False)
 
     def build(self, spec: ExtractorSpec) -> nn.Module:
         raise NotImplementedError
@@ -121,27 +85,10 @@ class ActionBackbone(nn.Module):
         return pooled.float().cpu().numpy(), (tok.half().cpu().numpy() if tokens else None)
 
 
-def check_spec(cls: type[ActionBackbone], spec: ExtractorSpec) -> None:
-    """Refuse input shapes a backbone cannot take, naming the setting."""
-    if cls.fixed_clip_len and spec.clip_len != cls.fixed_clip_len:
-        raise UsageError(f"clip_len: {cls.name} needs clip_len={cls.fixed_clip_len}, got {spec.clip_len}")
-    if cls.fixed_crop and spec.crop_size != cls.crop_size:
-        raise UsageError(f"size: {cls.name} needs size={cls.crop_size} (its native crop), got {spec.crop_size}")
-
-
-BACKBONES: dict[str, type[ActionBackbone]] = {}
-
-
-def register(cls: type[ActionBackbone]) -> type[ActionBackbone]:
-    BACKBONES[cls.name] = cls
-    return cls
-
-
 def backbone_class(name: str) -> type[ActionBackbone]:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise UsageError(f"backbone: unknown backbone {name!r}; known: {sorted(BACKBONES)}") from None
+    """The nn.Module class implementing a catalog entry, imported on first use."""
+    module, cls = backbone_info(name).network.split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def map_tokens(fmap: torch.Tensor) -> torch.Tensor:

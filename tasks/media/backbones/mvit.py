@@ -5,15 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ActionBackbone, ExtractorSpec, register
+from .base import ActionBackbone, ExtractorSpec
 
 
-@register
 class MViTV2S(ActionBackbone):
-    name, crop_size, resize_short = "mvit_v2_s", 224, 256
-    mean, std = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
-    fixed_clip_len, fixed_crop = 16, True
-
     def build(self, spec: ExtractorSpec) -> nn.Module:
         from torchvision.models.video import mvit_v2_s
 

@@ -5,31 +5,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ActionBackbone, ExtractorSpec, map_tokens, register
+from .base import ActionBackbone, ExtractorSpec, map_tokens
 
 
-class _ResNet3D(ActionBackbone):
+class ResNet3D(ActionBackbone):
+    """One class for the three: the catalog entry's name picks the torchvision builder."""
+
     def build(self, spec: ExtractorSpec) -> nn.Module:
         from torchvision.models import video
 
-        return getattr(video, self.name)(weights=None)
+        return getattr(video, self.info.name)(weights=None)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.net
         fmap = n.layer4(n.layer3(n.layer2(n.layer1(n.stem(x)))))
         return n.avgpool(fmap).flatten(1), map_tokens(fmap)
-
-
-@register
-class R3D18(_ResNet3D):
-    name = "r3d_18"
-
-
-@register
-class MC318(_ResNet3D):
-    name = "mc3_18"
-
-
-@register
-class R2Plus1D18(_ResNet3D):
-    name = "r2plus1d_18"

@@ -5,13 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import ActionBackbone, ExtractorSpec, map_tokens, register
+from .base import ActionBackbone, ExtractorSpec, map_tokens
 
 
-@register
 class S3D(ActionBackbone):
-    name, crop_size, resize_short = "s3d", 224, 256
-
     def build(self, spec: ExtractorSpec) -> nn.Module:
         from torchvision.models.video import s3d
 

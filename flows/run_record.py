@@ -1,0 +1,135 @@
+"""What one run records, whatever happens: `runs/<run_id>/started.json` first, the output's lease while it
+works, the index of the model's reports and the manifest at the end (or at once when the run is stopped), and
+the webhook summary. No Prefect here: a scan with nothing new is recorded without orchestration."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from anomaly_models.errors import VadError
+from tasks.jobs.plan import Plan
+from tasks.jobs.report import index_current, write_index
+from tasks.store.lease import Lease, OutputBusy
+from tasks.store.manifest import (
+    DONE,
+    INTERRUPTED,
+    VideoOutcome,
+    failure_reason,
+    merge_outcomes,
+    new_run_id,
+    write_manifest,
+)
+from tasks.store.output import OutputStore
+from tasks.store.storage import StorageError, describe
+
+from .notify import post_summary
+from .settings import ClusterSettings
+from .stopping import interruptions
+
+
+class RunRecord:
+    """One run's record: `runs/<run_id>/started.json` before any work (an output that cannot be written stops the
+    run there, with one clear line), and the manifest at the end, or, when the run is interrupted (SIGTERM,
+    Ctrl-C, a crash), at once, with every planned video that did not finish as `interrupted`."""
+
+    def __init__(
+        self,
+        store: OutputStore,
+        flow: str,
+        info: dict[str, Any],
+        cluster: ClusterSettings,
+        webhook: str | None = None,
+        last_stage: str = "report",
+    ):
+        self.store, self.info = store, {"flow": flow, **info}
+        self.run_id = new_run_id(flow)
+        self.outcomes: list[VideoOutcome] = []
+        self.planned: set[str] = set()
+        self.written: dict | None = None
+        self.webhook = webhook
+        self.last_stage = last_stage  # a planned video is finished when it has an outcome of this stage
+        self._depth = 0
+        self.started = store.check_writable(self.run_id, self.info)
+        try:
+            self.lease = Lease(store, self.run_id, cluster.lease_ttl_s).acquire(cluster.lease_wait_s)
+        except OutputBusy:
+            self._try(lambda: store.delete(self.started))  # a refused run leaves no trace
+            raise
+
+    def abandon(self) -> None:
+        """Leave no trace: the run was only a look (a quick scan that found work hands over to the scan flow)."""
+        self._try(self.lease.release)
+        self._try(lambda: self.store.delete(self.started))
+
+    def plan(self, plan: Plan) -> None:
+        self.outcomes += plan.outcomes
+        self.planned |= {e.video_id for e in plan.extract} | set(plan.score) | set(plan.report)
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Around the work: whatever stops it, the manifest is written first (then the cluster may close). Guards
+        nest (outside and inside the cluster's block); the outermost one releases the lease, after the cluster has
+        closed, so no task of this run still writes when another run may start."""
+        self._depth += 1
+        try:
+            yield
+        except BaseException as exc:
+            if self.written is None:
+                finished = {o.video_id for o in self.outcomes
+                            if o.status in ("failed", "quarantined") or o.stage == self.last_stage}  # fmt: skip
+                stopped = isinstance(exc, interruptions())
+                reason = "interrupted" if stopped else f"run failed: {failure_reason(exc)}"
+                self.outcomes += [
+                    VideoOutcome(v, INTERRUPTED, "run", error=reason) for v in sorted(self.planned - finished)
+                ]
+                if not stopped and not isinstance(exc, VadError):  # a bug: its traceback goes with the run
+                    self._try(lambda: self.store.write_bytes(self.store.run_file(self.run_id, "traceback.txt"),
+                                                             traceback.format_exc().encode()))  # fmt: skip
+                self._try(lambda: self._write({"interrupted": reason, "index": None}))
+                self._try(self._notify)
+            if self._depth == 1:
+                self._try(self.lease.release)
+            raise
+        finally:
+            self._depth -= 1
+
+    def _try(self, write: Callable[[], Any]) -> None:
+        try:
+            write()
+        except Exception:  # the original error is what the operator must see; the manifest is best effort now
+            pass
+
+    def _write(self, info: dict[str, Any]) -> dict:
+        try:
+            self.written = write_manifest(self.store, self.run_id, merge_outcomes(self.outcomes), {**self.info, **info})
+        except VadError:
+            raise
+        except Exception as exc:
+            raise StorageError(
+                f"storage: cannot write the run manifest under {self.store.root}: {describe(exc)}"
+            ) from None
+        return self.written
+
+    def finish(self, index_model: str | None = None, **info: Any) -> dict:
+        """The run index of `index_model` (rebuilt when this run wrote a report or the index is older than a
+        report; reading every report is the slow part of a scan with nothing new) and the manifest; returns the
+        summary."""
+        try:
+            index = self._index(index_model) if index_model else None
+            return self._write({**info, "index": index})
+        finally:  # all tasks have finished here; cleanup never turns a finished run into a failure
+            self._try(self.lease.release)
+            self._try(self._notify)
+
+    def _index(self, model_id: str) -> str:
+        reported = any(o.stage == "report" and o.status == DONE for o in self.outcomes)
+        if not reported and index_current(self.store, model_id):
+            return self.store.index(model_id)
+        return write_index(self.store, model_id)
+
+    def _notify(self) -> None:
+        if self.webhook and self.written is not None:
+            post_summary(self.webhook, self.written)
