@@ -4,6 +4,10 @@ Each video is a [T, D] feature array (ADNet, baselines) or a dict of [T, ...] ar
 `input_names` (ADOR: tokens, objects, boxes, object_mask), with [T] clip labels. Videos are cut into windows (see
 windows.py), batched, and fed to a model whose forward returns [S, B, T] stage scores. `predict` stitches window
 scores back to one score per clip using the last stage.
+
+Multi-crop features (the public 10-crop sets): a video may also carry `crops` [T, K, D]; training then feeds each
+window, in each epoch, the features of one crop drawn at random (seeded) instead of the crop mean, the usual
+augmentation of RTFM-style training. `predict` always uses `features` (the crop mean).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     history: list[float] = field(default_factory=list)  # mean loss per epoch
+
+
+CROPS = "crops"  # optional per-crop features [T, K, D] of a video, sampled per window and epoch in training
 
 
 def seed_everything(seed: int) -> None:
@@ -99,7 +106,11 @@ def train(
         losses = []
         for i in range(0, len(order), config.batch_size):
             idx = order[i : i + config.batch_size]
-            xb = {n: v[idx].to(device) for n, v in x.items()}
+            xb = {n: v[idx].to(device) for n, v in x.items() if n != CROPS}
+            if CROPS in x:  # one random crop per window in this epoch
+                crops = x[CROPS][idx]
+                pick = torch.randint(crops.shape[2], (len(idx),), generator=generator)
+                xb["features"] = crops[torch.arange(len(idx)), :, pick].to(device)
             mb, yb = m[idx].to(device), y[idx].to(device)
             stages = _forward(model, xb, mb)
             loss = stage_loss(stages, yb, mb, config.loss)

@@ -169,11 +169,16 @@ def main(debug: bool = typer.Option(False, "--debug", help="show tracebacks of r
 def extract(
     archive: str = typer.Option(..., "--archive", help="archive root URL (folder or s3://bucket/prefix)"),
     out: Optional[str] = OutOpt,
-    backbone: Optional[str] = typer.Option(None, help="r3d_18, mc3_18, r2plus1d_18, s3d, mvit_v2_s"),
+    backbone: Optional[str] = typer.Option(
+        None, help="r3d_18 | mc3_18 | r2plus1d_18 | s3d | mvit_v2_s | i3d | c3d | tsm"
+    ),
     weights: Optional[str] = typer.Option(None, help="random | torchvision enum name | local file"),
     clip_len: Optional[int] = typer.Option(None, "--clip-len"),
     stride: Optional[int] = typer.Option(None),
     size: Optional[int] = typer.Option(None, help="crop size (default: the backbone's)"),
+    crops: Optional[int] = typer.Option(
+        None, help="1 (centre) | 5 (corners + centre) | 10 (and flips): per-crop features"
+    ),
     tokens: Optional[bool] = typer.Option(None, "--tokens/--no-tokens", help="store spatial token maps"),
     dask_address: Optional[str] = DaskOpt,
     workers: Optional[int] = WorkersOpt,
@@ -205,6 +210,7 @@ def extract(
         clip_len=clip_len,
         stride=stride,
         size=size,
+        crops=crops,
         tokens=tokens,
         dask_address=dask_address,
         workers=workers,
@@ -252,6 +258,9 @@ def train(
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (default 5e-4)"),
     threshold: Optional[float] = typer.Option(None, help="score threshold stored with the model (default 0.5)"),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="default <model>-w<window>-<extractor_id>"),
+    random_crops: Optional[bool] = typer.Option(
+        None, "--random-crops/--crop-mean", help="multi-crop features: a random crop per window and epoch (default)"
+    ),
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """Train a temporal anomaly model from stored features and temporal annotations."""
@@ -270,6 +279,7 @@ def train(
         lr=lr,
         threshold=threshold,
         model_options=options,
+        random_crops=random_crops,
     )
     card = train_model(settings, features, annotations, model_id, objects)
     t = card.training
@@ -303,6 +313,73 @@ def score(
     print_summary(summary, "score")
     console.print(f"index: {summary['index']}", markup=False)
     exit_for(summary)
+
+
+@app.command("import-features")
+@handled
+def import_features(
+    source: str = typer.Option(..., "--from", help="folder of public feature files (local or s3://)"),
+    layout: str = typer.Option(
+        ..., help="rtfm: <name>_i3d.npy [T, K, D] or [T, D] | deepmil: <name>__<k>.npy [T, D] per crop k"
+    ),
+    out: Optional[str] = OutOpt,
+    name: Optional[str] = typer.Option(
+        None, help="names the feature set in its extractor id (default <layout>-import)"
+    ),
+    fps: float = typer.Option(30.0, help="frame rate when no source video gives it"),
+    videos: Optional[str] = typer.Option(None, "--videos", help="the source videos: their fps and frame counts"),
+    list_file: Optional[str] = typer.Option(None, "--list", help="import only the files named in this list file"),
+    as_extractor: Optional[str] = typer.Option(
+        None,
+        "--as-extractor",
+        help="declare the features made by this backbone (e.g. i3d), so models trained on "
+        "them can scan new footage with it",
+    ),  # fmt: skip
+    weights: Optional[str] = typer.Option(None, help="with --as-extractor: the weights file that made them"),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Import a public feature set (UCF-Crime / XD-Violence I3D features) as feature tables that train, score and
+    evaluate read: 16-frame snippets, the crop mean as `feature`, each crop in `crop_features`."""
+    from tasks.jobs.public_features import import_features as run_import
+    from tasks.media.specs import ExtractorSpec
+
+    settings = _settings(config_file=config, out=out)
+    options = settings.storage.options
+    listed = None
+    if list_file:
+        try:
+            with open(list_file) as f:
+                listed = f.read().splitlines()
+        except OSError as exc:
+            raise UsageError(f"--list: cannot read {list_file}: {exc.strerror}") from None
+    spec = ExtractorSpec(as_extractor, weights or "random") if as_extractor else None
+    if spec is None and weights:
+        raise UsageError("--weights: only with --as-extractor (the extractor the imported features came from)")
+    result = run_import(source, settings.store, layout, name, fps, videos, listed, spec, options)
+    console.print(
+        f"imported {len(result.videos)} videos ({result.crops} crops x {result.dim} values per snippet) as "
+        f"{result.extractor_id}",
+        markup=False,
+    )
+    console.print(f"features: {result.features_dir}/", markup=False)
+
+
+@app.command("export-features")
+@handled
+def export_features(
+    features: str = FeaturesOpt,
+    layout: str = typer.Option(..., help="rtfm (<name>_i3d.npy) | deepmil (<name>__<k>.npy per crop)"),
+    to: str = typer.Option(..., "--to", help="folder to write into"),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Write one extractor's features in a public layout (plus a list file), for other research code."""
+    from tasks.jobs.public_features import export_features as run_export
+    from tasks.store.output import OutputStore
+
+    settings = _settings(config_file=config)
+    store, extractor_id = OutputStore.locate(features, "features", settings.storage.options)
+    files, list_file = run_export(store, extractor_id, to, layout, settings.storage.options)
+    console.print(f"wrote {len(files)} files; list: {list_file}", markup=False)
 
 
 @app.command()

@@ -52,17 +52,17 @@ class RunRecord:
         self.webhook = webhook
         self.last_stage = last_stage  # a planned video is finished when it has an outcome of this stage
         self._depth = 0
-        self.started = store.check_writable(self.run_id, self.info)
+        store.check_writable(self.run_id, self.info)
         try:
             self.lease = Lease(store, self.run_id, cluster.lease_ttl_s).acquire(cluster.lease_wait_s)
         except OutputBusy:
-            self._try(lambda: store.delete(self.started))  # a refused run leaves no trace
+            self._try(lambda: store.delete_run(self.run_id))  # a refused run leaves no trace
             raise
 
     def abandon(self) -> None:
         """Leave no trace: the run was only a look (a quick scan that found work hands over to the scan flow)."""
         self._try(self.lease.release)
-        self._try(lambda: self.store.delete(self.started))
+        self._try(lambda: self.store.delete_run(self.run_id))
 
     def plan(self, plan: Plan) -> None:
         self.outcomes += plan.outcomes

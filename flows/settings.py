@@ -62,6 +62,7 @@ class ExtractorSettings(Section):
     clip_len: int = Field(16, ge=1)
     stride: int = Field(16, ge=1)
     size: int | None = Field(None, ge=16, description="crop size; default: the backbone's native size")
+    crops: int = Field(1, description="1 (centre), 5 (corners + centre) or 10 (and their flips): features per crop")
     batch_size: int = Field(8, ge=1, description="clips per forward pass")
     tokens: bool = Field(False, description="also store spatial token maps (for ADOR)")
     verify_frames: bool = Field(True, description="probe for listed frames that do not decode and never read them")
@@ -78,7 +79,7 @@ class ExtractorSettings(Section):
 
     @property
     def spec(self) -> ExtractorSpec:
-        return ExtractorSpec(self.backbone, self.weights, self.clip_len, self.stride, self.size, self.seed)
+        return ExtractorSpec(self.backbone, self.weights, self.clip_len, self.stride, self.size, self.seed, self.crops)
 
 
 class DetectorSettings(Section):
@@ -114,6 +115,9 @@ class ModelSettings(Section):
     )
     options: dict[str, Any] = Field(default_factory=dict, description="extra model constructor arguments")
     score_batch: int = Field(16, ge=1, description="videos per scoring task")
+    random_crops: bool = Field(
+        True, description="with multi-crop features, train each window on a random crop per epoch (scoring: mean)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -201,6 +205,7 @@ class Settings(Section):
             "stride": spec.stride,
             "size": spec.size,
             "seed": spec.seed,
+            "crops": spec.crops,
             "tokens": card.needs_tokens,
             "objects": det is not None,
         }
@@ -242,6 +247,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "threshold": ("model", "threshold"),
     "model_options": ("model", "options"),
     "score_batch": ("model", "score_batch"),
+    "random_crops": ("model", "random_crops"),
     **{f: ("cluster", f) for f in ClusterSettings.model_fields},
     **{f: ("schedule", f) for f in ScheduleSettings.model_fields},
 }

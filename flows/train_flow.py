@@ -63,6 +63,7 @@ def train_model(
             model_id,
             on_epoch=lambda e, loss: progress.update(bar, completed=e + 1, loss=loss),
             model_options=m.options,
+            random_crops=m.random_crops,
         )
     matched = card.annotations
     if matched.unmatched_annotations:

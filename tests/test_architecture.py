@@ -9,7 +9,7 @@ import pytest
 
 from anomaly_models.checkpoint import CheckpointError
 from anomaly_models.errors import NotFound, RefusedJob, UsageError, VadError, VideoError
-from anomaly_models.registry import MODELS, model_entry
+from anomaly_models.registry import MODELS, input_names, model_entry
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LAYERS = {"anomaly_models": set(), "tasks": {"anomaly_models"}, "flows": {"tasks", "anomaly_models"}}
@@ -169,3 +169,23 @@ def test_cli_reports_an_unexpected_exception_as_a_bug(monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["report", "--model-id", "m", "--out", str(tmp_path)])
     assert result.exit_code == 1 and isinstance(result.exception, TypeError)
     assert "internal error (a bug in vad" in result.output and "a real bug" in result.output
+
+
+def test_registry_and_catalog_entries_name_real_classes():
+    from tasks.media.backbones import ActionBackbone, backbone_class
+    from tasks.media.specs import BACKBONES
+
+    for entry in MODELS.values():
+        assert entry.inputs == input_names(entry.cls), entry.name  # declared without torch, checked against it
+    for name in BACKBONES:
+        assert issubclass(backbone_class(name), ActionBackbone), name
+
+
+def test_specs_registry_and_planning_import_no_torch():
+    """What a scan with nothing new runs: checked in a fresh interpreter (this one has torch loaded)."""
+    import subprocess
+    import sys
+
+    modules = "tasks.media.specs, anomaly_models.registry, tasks.models.card, flows.scan_plan, flows.settings"
+    code = f"import sys, {modules}; print(sorted(m for m in ('torch', 'torchvision', 'prefect') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

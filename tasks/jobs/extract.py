@@ -81,14 +81,17 @@ def _features(source: IsolatedVideo, entry: VideoEntry, job: ExtractJob, device:
     model = cached_extractor(spec, device)
     feats: list[np.ndarray] = []
     toks: list[np.ndarray] = []
+    crops: list[np.ndarray] = []
     batch: list[np.ndarray] = []
     clips: list[tuple[int, int, int]] = []
 
     def flush() -> None:
-        f, t = model.extract(np.stack(batch), job.tokens)
-        feats.append(f)
-        if t is not None:
-            toks.append(t)
+        out = model.extract(np.stack(batch), job.tokens)
+        feats.append(out.pooled)
+        if out.tokens is not None:
+            toks.append(out.tokens)
+        if out.crops is not None:
+            crops.append(out.crops)
         batch.clear()
 
     for clip in source.clips(spec.clip_len, spec.stride, short_side=spec.short_side):
@@ -121,6 +124,7 @@ def _features(source: IsolatedVideo, entry: VideoEntry, job: ExtractJob, device:
         np.concatenate(feats),
         meta,
         np.concatenate(toks) if job.tokens else None,
+        np.concatenate(crops) if crops else None,
     )
 
 

@@ -24,7 +24,7 @@ from .annotations import Matching, VideoAnnotation, match_annotations
 
 
 def load_labelled_inputs(
-    source: InputSource, annotations: dict[str, VideoAnnotation]
+    source: InputSource, annotations: dict[str, VideoAnnotation], crops: bool = False
 ) -> tuple[list[ClipTable], list[Any], list, Matching]:
     """Inputs and clip labels of every annotated video under one extractor's feature folder."""
     ids = source.video_ids()
@@ -33,7 +33,7 @@ def load_labelled_inputs(
     matching = match_annotations(annotations, ids)
     tables, inputs, labels = [], [], []
     for vid in sorted(matching.matched):
-        table, x = source.load(vid)
+        table, x = source.load(vid, crops=crops)
         ann = matching.matched[vid]
         tables.append(table)
         inputs.append(x)
@@ -78,9 +78,13 @@ def train_from_features(
     seed: int = 123,
     on_epoch: Callable[[int, float], None] | None = None,
     model_options: dict | None = None,
+    random_crops: bool = True,
 ) -> ModelCard:
+    """Train `source.model` on every annotated video of the source; with multi-crop features and `random_crops`,
+    each window trains on a random crop per epoch (scoring uses the crop mean)."""
     entry = source.entry
-    tables, inputs, labels, matching = load_labelled_inputs(source, annotations)
+    tables, inputs, labels, matching = load_labelled_inputs(source, annotations, random_crops)
+    sampled = any(isinstance(x, dict) and "crops" in x for x in inputs)
     model_id = model_id or f"{entry.name}-w{window}-{source.extractor_id}"
     config = entry.config_for(input_shapes(inputs[0]), window, model_options)
     try:
@@ -119,6 +123,7 @@ def train_from_features(
             videos=len(tables),
             clips=int(sum(len(y) for y in labels)),
             abnormal_clips=int(sum(y.sum() for y in labels)),
+            random_crops=sampled,
         ),
         annotations=AnnotationMatch(
             trained_videos=sorted(matching.matched),

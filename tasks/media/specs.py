@@ -15,12 +15,14 @@ from anomaly_models.errors import UsageError
 from .weights import weights_tag
 
 KINETICS_MEAN, KINETICS_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)  # (x - 0.5) / 0.5 maps [0, 1] to [-1, 1]
 
 
 @dataclass(frozen=True)
 class BackboneInfo:
-    """One action backbone's input contract: frames are resized to `resize_short` on the short side, centre
-    cropped to `crop_size`, scaled to [0, 1] and normalised by mean/std per RGB channel."""
+    """One action backbone's input contract: frames are resized to `resize_short` on the short side, cropped to
+    `crop_size` (the centre, or 5 / 10 crops), scaled to [0, 1] and normalised by mean/std per RGB channel."""
 
     name: str
     network: str  # "module:Class" of the nn.Module implementing it
@@ -30,16 +32,19 @@ class BackboneInfo:
     std: tuple[float, float, float] = KINETICS_STD
     fixed_clip_len: int | None = None  # models that only accept one clip length
     fixed_crop: bool = False  # models that only accept their native crop size
+    torchvision_weights: str | None = None  # the torchvision model whose weight enums apply (None: files only)
 
 
 _RESNET3D = "tasks.media.backbones.resnet3d:ResNet3D"
 BACKBONES: dict[str, BackboneInfo] = {
     b.name: b
     for b in (
-        BackboneInfo("r3d_18", _RESNET3D),
-        BackboneInfo("mc3_18", _RESNET3D),
-        BackboneInfo("r2plus1d_18", _RESNET3D),
-        BackboneInfo("s3d", "tasks.media.backbones.s3d:S3D", crop_size=224, resize_short=256),
+        BackboneInfo("r3d_18", _RESNET3D, torchvision_weights="r3d_18"),
+        BackboneInfo("mc3_18", _RESNET3D, torchvision_weights="mc3_18"),
+        BackboneInfo("r2plus1d_18", _RESNET3D, torchvision_weights="r2plus1d_18"),
+        BackboneInfo(
+            "s3d", "tasks.media.backbones.s3d:S3D", crop_size=224, resize_short=256, torchvision_weights="s3d"
+        ),
         BackboneInfo(
             "mvit_v2_s",
             "tasks.media.backbones.mvit:MViTV2S",
@@ -49,6 +54,31 @@ BACKBONES: dict[str, BackboneInfo] = {
             std=(0.225, 0.225, 0.225),
             fixed_clip_len=16,
             fixed_crop=True,
+            torchvision_weights="mvit_v2_s",
+        ),
+        # Inception-V1 I3D (the thesis's features): RGB scaled to [-1, 1], short side 256, centre crop 224
+        BackboneInfo("i3d", "tasks.media.backbones.i3d:I3D", crop_size=224, resize_short=256, mean=HALF, std=HALF),
+        # Sports-1M C3D (the thesis's MLP baseline): 112 crops of frames with short side 128 (128x171 for 4:3),
+        # 0-255 pixel values minus the Sports-1M channel mean; fc6 needs exactly 16 frames at 112 px
+        BackboneInfo(
+            "c3d",
+            "tasks.media.backbones.c3d:C3D",
+            crop_size=112,
+            resize_short=128,
+            mean=(101.41 / 255, 97.66 / 255, 90.25 / 255),
+            std=(1 / 255, 1 / 255, 1 / 255),
+            fixed_clip_len=16,
+            fixed_crop=True,
+        ),
+        # TSM ResNet-50: 8 frames sampled evenly from the clip (one per segment), ImageNet normalisation
+        BackboneInfo(
+            "tsm",
+            "tasks.media.backbones.tsm:TSM",
+            crop_size=224,
+            resize_short=256,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            torchvision_weights="resnet50",
         ),
     )
 }
@@ -71,6 +101,7 @@ class ExtractorSpec:
     stride: int = 16
     size: int | None = None  # crop size; None = the backbone's native size
     seed: int = 0  # init seed for random weights
+    crops: int = 1  # 1 (centre), 5 (4 corners + centre) or 10 (and their horizontal flips)
 
     @property
     def info(self) -> BackboneInfo:
@@ -87,7 +118,11 @@ class ExtractorSpec:
 
     @property
     def extractor_id(self) -> str:
-        return f"{self.backbone}-{weights_tag(self.weights, self.seed)}-c{self.clip_len}s{self.stride}-{self.crop_size}"
+        crops = f"-x{self.crops}" if self.crops != 1 else ""
+        return (
+            f"{self.backbone}-{weights_tag(self.weights, self.seed)}-c{self.clip_len}s{self.stride}-{self.crop_size}"
+            f"{crops}"
+        )
 
     @property
     def is_random(self) -> bool:
@@ -97,11 +132,17 @@ class ExtractorSpec:
 def check_spec(spec: ExtractorSpec) -> None:
     """Refuse input shapes a backbone cannot take, naming the setting."""
     info = spec.info
+    if spec.crops not in CROPS:
+        raise UsageError(
+            f"crops: expected one of {CROPS} (centre; corners + centre; and their flips), got {spec.crops}"
+        )
     if info.fixed_clip_len and spec.clip_len != info.fixed_clip_len:
         raise UsageError(f"clip_len: {info.name} needs clip_len={info.fixed_clip_len}, got {spec.clip_len}")
     if info.fixed_crop and spec.crop_size != info.crop_size:
         raise UsageError(f"size: {info.name} needs size={info.crop_size} (its native crop), got {spec.crop_size}")
 
+
+CROPS = (1, 5, 10)
 
 DETECTORS = {
     "fasterrcnn_mobilenet_v3_large_320_fpn": 320,  # name -> default min_size

@@ -23,8 +23,9 @@ def weights_tag(weights: str, seed: int = 0) -> str:
     return weights.split(".")[-1].lower().replace("_", "")
 
 
-def load_state_dict(model_name: str, weights: str) -> dict | None:
-    """None for random init; else the state dict from the file or the torchvision enum."""
+def load_state_dict(model_name: str | None, weights: str) -> dict | None:
+    """None for random init; else the state dict from the file or the torchvision enum of `model_name` (None: the
+    network has no torchvision weights, only files)."""
     if weights == "random":
         return None
     if os.path.exists(weights):
@@ -33,6 +34,8 @@ def load_state_dict(model_name: str, weights: str) -> dict | None:
         return torch.load(weights, map_location="cpu", weights_only=True)
     if weights.endswith((".pt", ".pth", ".bin")) or "/" in weights:
         raise WeightsError(f"weights file not found: {weights} (use weights='random' for random init)")
+    if model_name is None:
+        raise WeightsError(f"weights file not found: {weights} (this network takes a local weights file or 'random')")
     from torchvision.models import get_model_weights
 
     enum = get_model_weights(model_name)

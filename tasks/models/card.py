@@ -41,6 +41,7 @@ class TrainingRecord:
     videos: int = 0
     clips: int = 0
     abnormal_clips: int = 0
+    random_crops: bool = False  # trained on a random crop of multi-crop features per window and epoch
 
 
 @dataclass(frozen=True)

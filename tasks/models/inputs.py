@@ -57,12 +57,14 @@ class InputSource:
     def video_ids(self) -> list[str]:
         return self.store.video_ids(self.features_dir)
 
-    def load(self, video_id: str) -> tuple[ClipTable, Any]:
-        """(features table, model inputs): a [T, D] array, or a dict of arrays named by the model's inputs."""
+    def load(self, video_id: str, crops: bool = False) -> tuple[ClipTable, Any]:
+        """(features table, model inputs): a [T, D] array, or a dict of arrays named by the model's inputs. With
+        `crops` (training) and multi-crop features, feature models also get the per-crop features, `crops`."""
         table = self.store.read_table(self.features_url(video_id))
         entry = self.entry
         if not entry.needs_tokens and not entry.needs_objects:
-            return table, table.features
+            per_crop = table.crop_features if crops else None
+            return table, table.features if per_crop is None else {"features": table.features, "crops": per_crop}
         inputs: dict[str, np.ndarray] = {}
         if entry.needs_tokens:
             if table.tokens is None:

@@ -2,7 +2,7 @@
 expiry, written atomically (a temp file renamed locally; one PUT on S3).
 
 Acquire: read the lease; when none is held, or it expired (its holder died without releasing it), write ours.
-On a local disk the read and the write happen under an exclusive `flock` of `runs/lease.lock`, which decides at
+On a local disk the read and the write happen under an exclusive `flock` of `<root>/.lease.lock`, which decides at
 once. Object storage has no lock: the run waits a moment (`settle_s`) and reads the lease back; the last writer
 wins, and a loser sees another owner and backs off, so two runs starting together never both proceed. The
 holder renews it every `ttl_s / 4` from a background thread and deletes it when done. Prefect's deployment
@@ -74,7 +74,7 @@ class Lease:
         if not is_local(self.url):
             yield False
             return
-        path = self.url.removeprefix("file://") + ".lock"
+        path = self.store.lock_file().removeprefix("file://")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

@@ -122,6 +122,16 @@ class OutputStore:
     def run_file(self, run_id: str, name: str) -> str:
         return self._url("runs", safe_name(run_id, "run id"), name)
 
+    def lock_file(self) -> str:
+        """The local lock the lease is checked and written under (hidden, at the root: `runs/` lists runs)."""
+        return self._url(".lease.lock")
+
+    def delete_run(self, run_id: str) -> None:
+        """A run's folder and everything in it (a refused or abandoned run leaves no trace)."""
+        fs, path = filesystem(self._url("runs", safe_name(run_id, "run id")), self.storage_options)
+        if retrying(lambda: fs.exists(path), f"checking {path}"):
+            retrying(lambda: fs.rm(path, recursive=True), f"deleting {path}")
+
     def model_dir(self, model_id: str) -> str:
         return self._url("models", safe_name(model_id, "model id"))
 

@@ -2,9 +2,11 @@
 and writes them.
 
 Feature tables: one row per clip (`CLIP_COLUMNS`, `feature` fixed_size_list<float32, D>, optional `tokens`
-float16). Object tables add per row `boxes` list<fixed_size_list<float32,4>> (x1,y1,x2,y2 in [0,1]), `scores`
-list<float32>, `labels` list<int32>, `roi_features` list<fixed_size_list<float32,D>>; a frame with no box is a
-valid row with empty lists. File metadata carries the producer id (extractor, detector, model), fps, frame count
+float16 [N*C] with metadata `tokens_shape` "N,C"; with K > 1 crops, `feature` is the mean over crops and
+`crop_features` fixed_size_list<fixed_size_list<float32, D>, K> holds each crop's, metadata `crops` "K").
+Object tables add per row `boxes` list<fixed_size_list<float32,4>> (x1,y1,x2,y2 in [0,1]), `scores` list<float32>,
+`labels` list<int32>, `roi_features` list<fixed_size_list<float32,D>>; a frame with no box is a valid row with
+empty lists. File metadata carries the producer id (extractor, detector, model), fps, frame count
 and the source fingerprint that decides staleness.
 """
 
@@ -36,6 +38,15 @@ class ClipTable:
 
     def column(self, name: str) -> np.ndarray:
         return self.table.column(name).to_numpy()
+
+    @property
+    def crop_features(self) -> np.ndarray | None:
+        """[T, K, D] per-crop features, when the table has them."""
+        if "crop_features" not in self.table.column_names:
+            return None
+        col = self.table.column("crop_features").combine_chunks()
+        k, d = col.type.list_size, col.type.value_type.list_size
+        return col.values.values.to_numpy(zero_copy_only=False).reshape(-1, k, d).astype(np.float32, copy=False)
 
     @property
     def tokens(self) -> np.ndarray | None:
@@ -91,11 +102,18 @@ def feature_table(
     features: np.ndarray,
     metadata: Mapping[str, Any],
     tokens: np.ndarray | None = None,
+    crops: np.ndarray | None = None,
 ) -> pa.Table:
+    """`features` [T, D]; `tokens` [T, N, C]; `crops` [T, K, D] per-crop features (`features` is their mean)."""
     cols = clip_columns(video_id, starts, ends, centers, fps)
     feats = np.asarray(features, np.float32).reshape(len(cols["clip_index"]), -1)
     cols["feature"] = _fixed(feats, pa.float32())
     meta = dict(metadata)
+    if crops is not None:
+        crops = np.ascontiguousarray(crops, np.float32)
+        per_crop = pa.FixedSizeListArray.from_arrays(pa.array(crops.ravel()), crops.shape[2])
+        cols["crop_features"] = pa.FixedSizeListArray.from_arrays(per_crop, crops.shape[1])
+        meta["crops"] = crops.shape[1]
     if tokens is not None:
         cols["tokens"] = _fixed(np.asarray(tokens, np.float16), pa.float16())
         meta["tokens_shape"] = f"{tokens.shape[1]},{tokens.shape[2]}"

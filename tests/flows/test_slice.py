@@ -42,6 +42,7 @@ def test_scan_extracts_scores_reports_and_quarantines_corrupted(scanned):
     out, result = scanned
     assert result.exit_code == EXIT_SOME_FAILED, result.output
     runs = sorted(os.listdir(out / "runs"))
+    assert all((out / "runs" / r / "manifest.parquet").exists() for r in runs)  # the quick look left no folder
     manifest = pd.read_parquet(out / "runs" / runs[-1] / "manifest.parquet").set_index("video_id")
     assert manifest.loc["corrupted.mp4", "status"] == "failed"
     assert "DECORDError" in manifest.loc["corrupted.mp4", "error"]
@@ -138,7 +139,7 @@ def test_a_scan_with_nothing_new_loads_neither_torch_nor_prefect_and_keeps_the_i
     assert index.stat().st_mtime_ns == before  # no report changed: the index is not rebuilt (no report read)
     runs = sorted(os.listdir(out / "runs"))
     assert json.loads((out / "runs" / runs[-1] / "summary.json").read_text())["index"] == str(index)
-    report = next(reports.glob("*.json"))
+    report = next(reports.rglob("*.mp4.json"))
     os.utime(report, ns=(before + 10**9, before + 10**9))  # a report newer than the index (a crash in between)
     assert quick_scan(*args) == {"code": 0, "loaded": []}
     assert index.stat().st_mtime_ns > before

@@ -14,7 +14,8 @@ def test_every_backbone_gives_pooled_features_and_tokens(name, dim):
     model = build_extractor(spec, "cpu")
     side = spec.short_side
     clips = np.random.default_rng(0).integers(0, 255, (1, 16, side, side * 4 // 3, 3), dtype=np.uint8)
-    feats, tokens = model.extract(clips, tokens=True)
+    out = model.extract(clips, tokens=True)
+    feats, tokens = out.pooled, out.tokens
     assert feats.shape == (1, dim) and feats.dtype == np.float32 and np.isfinite(feats).all()
     assert tokens.dtype == np.float16 and tokens.shape[0] == 1 and tokens.shape[1] == 49
 
@@ -32,10 +33,10 @@ def test_saved_random_weights_loaded_as_file_give_identical_features(tmp_path):
     torch.save(model.net.state_dict(), path)
     from_file = build_extractor(ExtractorSpec(size=64, weights=str(path)), "cpu")
     clips = np.random.default_rng(1).integers(0, 255, (2, 16, 73, 97, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(model.extract(clips)[0], from_file.extract(clips)[0])
+    np.testing.assert_array_equal(model.extract(clips).pooled, from_file.extract(clips).pooled)
     assert ExtractorSpec(size=64, weights=str(path)).extractor_id.startswith("r3d_18-file")
     other = build_extractor(ExtractorSpec(size=64, seed=6), "cpu")
-    assert not np.allclose(model.extract(clips)[0], other.extract(clips)[0])
+    assert not np.allclose(model.extract(clips).pooled, other.extract(clips).pooled)
 
 
 def test_missing_weights_are_an_error_not_a_silent_fallback(tmp_path):

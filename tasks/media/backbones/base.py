@@ -10,6 +10,8 @@ state_dict file, or `random` (explicit, seeded). The extractor id names everythi
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -23,6 +25,7 @@ from ..weights import WeightsError, load_state_dict
 __all__ = [
     "ExtractorSpec",
     "ActionBackbone",
+    "ClipFeatures",
     "BACKBONES",
     "backbone_class",
     "build_extractor",
@@ -57,8 +60,31 @@ class ActionBackbone(nn.Module):
         """x [B, 3, T, H, W] normalised -> (pooled [B, D], tokens [B, N, C])."""
         raise NotImplementedError
 
-    def preprocess(self, clips: np.ndarray) -> torch.Tensor:
-        """uint8 [B, T, H, W, 3] decoded with short side ~ short_side -> normalised [B, 3, T, crop, crop]."""
+    def convert_state_dict(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A checkpoint in another public layout -> this network's key names (identity by default)."""
+        return state
+
+    def load_weights(self, state: Mapping[str, Any]) -> None:
+        """Load a checkpoint in any layout this family reads; anything else is refused naming the first keys it
+        does not expect and the first it misses (BatchNorm's `num_batches_tracked` counters may be absent)."""
+        state = self.convert_state_dict(dict(state))
+        own = self.net.state_dict()
+        optional = {k for k in own if k.endswith("num_batches_tracked")}
+        unexpected = [k for k in state if k not in own]
+        missing = [k for k in own if k not in state and k not in optional]
+        if unexpected or missing:
+            raise WeightsError(
+                f"weights for {self.info.name}: not a checkpoint layout this backbone reads; unexpected keys "
+                f"{unexpected[:3]} (of {len(unexpected)}), missing keys {missing[:3]} (of {len(missing)})"
+            )
+        try:
+            self.net.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # same names, other shapes
+            raise WeightsError(f"weights for {self.info.name}: {str(exc).strip().splitlines()[-1].strip()}") from None
+
+    def normalise(self, clips: np.ndarray) -> torch.Tensor:
+        """uint8 [B, T, H, W, 3] decoded with short side ~ short_side -> normalised float [B, 3, T, H', W'] with
+        H', W' >= the crop size."""
         x = torch.from_numpy(np.ascontiguousarray(clips)).to(self._mean.device)
         x = x.permute(0, 4, 1, 2, 3).float().div_(255.0)
         crop = self.spec.crop_size
@@ -73,16 +99,56 @@ class ActionBackbone(nn.Module):
                 .reshape(b, t, c, *size)
                 .transpose(1, 2)
             )
-            h, w = size
-        top, left = (h - crop) // 2, (w - crop) // 2
-        x = x[..., top : top + crop, left : left + crop]
         return (x - self._mean) / self._std
 
+    def crop_views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The spec's crops of normalised clips [B, 3, T, H, W], in torchvision's FiveCrop/TenCrop order: 1 = the
+        centre; 5 = top-left, top-right, bottom-left, bottom-right, centre; 10 = those 5, then each flipped
+        horizontally. Each view is [B, 3, T, crop, crop]."""
+        c = self.spec.crop_size
+        h, w = x.shape[-2:]
+        centre = ((h - c) // 2, (w - c) // 2)
+        corners = [(0, 0), (0, w - c), (h - c, 0), (h - c, w - c)]
+        views = [
+            x[..., t : t + c, left : left + c] for t, left in ([centre] if self.spec.crops == 1 else [*corners, centre])
+        ]
+        return views + [v.flip(-1) for v in views] if self.spec.crops == 10 else views
+
+    def preprocess(self, clips: np.ndarray) -> torch.Tensor:
+        """uint8 [B, T, H, W, 3] -> the normalised centre crop [B, 3, T, crop, crop]."""
+        x = self.normalise(clips)
+        c = self.spec.crop_size
+        top, left = (x.shape[-2] - c) // 2, (x.shape[-1] - c) // 2
+        return x[..., top : top + c, left : left + c]
+
     @torch.no_grad()
-    def extract(self, clips: np.ndarray, tokens: bool = False):
-        """Features (np.float32 [B, D]) and, when asked, tokens (np.float16 [B, N, C])."""
-        pooled, tok = self.forward_features(self.preprocess(clips))
-        return pooled.float().cpu().numpy(), (tok.half().cpu().numpy() if tokens else None)
+    def extract(self, clips: np.ndarray, tokens: bool = False) -> ClipFeatures:
+        """Per clip: the pooled feature averaged over the spec's crops, each crop's feature (when more than one),
+        and on request the token map of the centre crop. Crops go through the network one at a time, so 10
+        crops cost 10 forwards and no more memory than one."""
+        x = self.normalise(clips)
+        pooled, maps = [], None
+        centre = 0 if self.spec.crops == 1 else 4
+        for i, view in enumerate(self.crop_views(x)):
+            p, tok = self.forward_features(view.contiguous())
+            pooled.append(p.float())
+            if i == centre:
+                maps = tok
+        per_crop = torch.stack(pooled, 1)  # [B, K, D]
+        return ClipFeatures(
+            per_crop.mean(1).cpu().numpy(),
+            per_crop.cpu().numpy() if self.spec.crops > 1 else None,
+            maps.half().cpu().numpy() if tokens and maps is not None else None,
+        )
+
+
+@dataclass
+class ClipFeatures:
+    """What a backbone gives for a batch of clips."""
+
+    pooled: np.ndarray  # float32 [B, D]: the mean over crops
+    crops: np.ndarray | None  # float32 [B, K, D] when K > 1 crops
+    tokens: np.ndarray | None  # float16 [B, N, C] of the centre crop, when asked
 
 
 def backbone_class(name: str) -> type[ActionBackbone]:
@@ -101,9 +167,9 @@ def build_extractor(spec: ExtractorSpec, device: str | None = None) -> ActionBac
     if spec.is_random:
         torch.manual_seed(spec.seed)
     model = cls(spec)
-    state = load_state_dict(spec.backbone, spec.weights)
+    state = load_state_dict(model.info.torchvision_weights, spec.weights)
     if state is not None:
-        model.net.load_state_dict(state)
+        model.load_weights(state)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()
 
