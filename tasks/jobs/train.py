@@ -87,6 +87,7 @@ def train_from_features(
     sampled = any(isinstance(x, dict) and "crops" in x for x in inputs)
     model_id = model_id or f"{entry.name}-w{window}-{source.extractor_id}"
     config = entry.config_for(input_shapes(inputs[0]), window, model_options)
+    torch.manual_seed(seed)  # the initial weights follow the training seed, not whatever ran before
     try:
         model = build_model(entry.name, **config)
     except TypeError as exc:  # an option the model's constructor does not take

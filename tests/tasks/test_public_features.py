@@ -155,9 +155,9 @@ def test_train_score_and_evaluate_on_imported_features(prefect_api, tmp_path):
     assert result.exit_code == 0, result.output
     assert "imported 6 videos (10 crops x 32 values per snippet) as ucf-c16s16-x10" in result.output
     features = out / "features" / "ucf-c16s16-x10"
-    small = json.dumps({"hidden": 32, "stages": 3})
+    small = json.dumps({"hidden": 32, "stages": 2})  # AUC > 99.9 and F1@25 100 for training seeds 1-3 and 123
     trained = vad("train", "--features", features, "--annotations", UCF, "--out", out, "--window", 16,
-                  "--epochs", 25, "--model-id", "adnet-ucf", "--model-options", small)  # fmt: skip
+                  "--epochs", 40, "--model-id", "adnet-ucf", "--model-options", small)  # fmt: skip
     assert trained.exit_code == 0, trained.output
     card = json.loads((out / "models" / "adnet-ucf" / "config.json").read_text())
     assert card["training"]["random_crops"] is True and card["training"]["videos"] == 6
@@ -167,3 +167,26 @@ def test_train_score_and_evaluate_on_imported_features(prefect_api, tmp_path):
     assert evaluated.exit_code == 0, evaluated.output
     evaluation = json.loads((out / "scores" / "adnet-ucf" / "evaluation.json").read_text())
     assert evaluation["videos"] == 6 and evaluation["auc"] >= 90, evaluation
+    assert evaluation["f1"]["abnormal"]["25"] >= 80, evaluation
+
+
+def test_training_is_reproducible_whatever_ran_before(tmp_path):
+    """The initial weights follow the training seed: two trainings with other global RNG states give the same
+    checkpoint."""
+    import torch
+
+    from tasks.jobs.annotations import load_annotations
+    from tasks.jobs.train import train_from_features
+    from tasks.models.inputs import InputSource
+
+    rtfm_folder(tmp_path / "rtfm", crops=10, dim=8)
+    store = OutputStore(str(tmp_path / "out"))
+    result = import_features(str(tmp_path / "rtfm"), store, "rtfm", name="ucf")
+    source, annotations = InputSource(store, "adnet", result.extractor_id), load_annotations(UCF)
+    small = {"hidden": 8, "stages": 1}
+    hashes = []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        card = train_from_features(source, annotations, store, 16, 2, model_id=f"m{state}", model_options=small)
+        hashes.append(card.checkpoint_sha256)
+    assert hashes[0] == hashes[1]
