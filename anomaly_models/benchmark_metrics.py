@@ -153,21 +153,40 @@ def bootstrap_interval(
     items, drop None results, and return the (1 - level) / 2 and (1 + level) / 2 quantiles of the remaining values
     (numpy's default linear interpolation). Reproducible for a given seed. (None, None) when no resample gave a
     value (or there are no videos)."""
+    return bootstrap_intervals(lambda items: {"value": metric(items)}, per_video_inputs, resamples, seed, level).get(
+        "value", (None, None)
+    )
+
+
+def bootstrap_intervals(
+    metrics: Callable[[list[T]], Mapping[str, float | None]],
+    per_video_inputs: Sequence[T],
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float | None, float | None]]:
+    """`bootstrap_interval` for several metrics computed together on the same resamples (`metrics` returns
+    {name: value}): one interval per name, each as `bootstrap_interval` defines it."""
     items = list(per_video_inputs)
     n = len(items)
     if n == 0:
-        return None, None
+        return {}
     rng = np.random.default_rng(seed)
-    values = []
+    values: dict[str, list[float]] = {}
     for _ in range(resamples):
         idx = rng.integers(0, n, size=n)
-        value = metric([items[i] for i in idx])
-        if value is not None:
-            values.append(float(value))
-    if not values:
-        return None, None
-    low, high = np.percentile(values, [50.0 * (1.0 - level), 50.0 * (1.0 + level)])
-    return float(low), float(high)
+        for name, value in metrics([items[i] for i in idx]).items():
+            values.setdefault(name, [])
+            if value is not None:
+                values[name].append(float(value))
+    out: dict[str, tuple[float | None, float | None]] = {}
+    for name, drawn in values.items():
+        if not drawn:
+            out[name] = (None, None)
+            continue
+        low, high = np.percentile(drawn, [50.0 * (1.0 - level), 50.0 * (1.0 + level)])
+        out[name] = (float(low), float(high))
+    return out
 
 
 def per_class(metric: Callable[[list[T]], V], items_by_class: Mapping[str, Sequence[T]]) -> dict[str, V]:

@@ -405,14 +405,16 @@ def evaluate(
     threshold: Optional[float] = typer.Option(
         None, min=0.0, max=1.0, help="score threshold in [0, 1]; default: each model's own"
     ),
+    bootstrap: int = typer.Option(1000, min=0, help="bootstrap resamples over videos for 95% intervals (0: none)"),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """F1@k (abnormal / normal / all) and frame AUC against annotations; writes evaluation.json/.md by the scores."""
+    """F1@k (abnormal / normal / all), frame AUC, AP (two conventions), false-alarm rate and detection mAP against
+    annotations, with bootstrap intervals; writes evaluation.json/.md by the scores."""
     from tasks.jobs.evaluate import evaluate_models
 
     settings = _settings(config_file=config)
     options = settings.storage.options
-    result = evaluate_models(scores, annotations, parse_overlaps(overlaps), threshold, options)
+    result = evaluate_models(scores, annotations, parse_overlaps(overlaps), threshold, options, bootstrap)
     console.print(result["markdown"], soft_wrap=True, markup=False)
 
 

@@ -83,6 +83,10 @@ def test_evaluate_prints_table_and_writes_json_and_markdown(scanned, small_archi
     evaluation = json.loads((scores / "evaluation.json").read_text())
     assert set(evaluation["f1"]) == {"abnormal", "normal", "all"} and set(evaluation["f1"]["all"]) == {"10", "25", "50"}
     assert evaluation["videos"] == 4 and evaluation["auc"] is not None
+    assert {"ap", "ap_trapezoid", "far", "auc_abnormal_videos", "detection_map", "intervals"} <= set(evaluation)
+    low, high = evaluation["intervals"]["auc"]
+    assert low <= evaluation["auc"] <= high and evaluation["bootstrap"]["resamples"] == 1000
+    assert "AP (trapezoid)" in result.output and "FAR %" in result.output
     assert set(evaluation["per_class"]) == {"Explosion", "Fighting", "Normal"}
     assert WEIRD in evaluation["unannotated_videos"]
     assert (scores / "evaluation.md").read_text().startswith("| model |")

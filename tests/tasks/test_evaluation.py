@@ -1,0 +1,48 @@
+"""The evaluation job's bootstrap: intervals computed together from per-video counts equal the definition."""
+
+import numpy as np
+import pytest
+
+from anomaly_models.benchmark_metrics import bootstrap_interval
+from anomaly_models.metrics import f1_at_k, frame_auc
+from tasks.jobs.evaluate import headline, intervals, markdown_table
+
+
+def per_video_rows(n: int = 12, seed: int = 4) -> list:
+    """(class, prediction, target, frame scores, threshold) per video, as `evaluate_scores` builds them."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        target = np.zeros(200, int)
+        if i % 2:
+            start = int(rng.integers(20, 150))
+            target[start : start + 30] = 1
+        scores = np.clip(0.6 * target + rng.normal(0.3, 0.2, 200), 0, 1)
+        rows.append(("Abuse" if i % 2 else "Normal", (scores > 0.5).astype(int), target, scores, 0.5))
+    return rows
+
+
+def test_intervals_equal_the_bootstrap_of_each_metric_on_its_own():
+    rows = per_video_rows()
+    found = intervals(rows, (0.1, 0.5), 0.5, resamples=200)
+    for k in (0.1, 0.5):
+        own = bootstrap_interval(lambda r, k=k: f1_at_k([x[1] for x in r], [x[2] for x in r], (k,))["abnormal"][k],
+                                 rows, 200, 0)  # fmt: skip
+        assert found[f"f1_abnormal@{int(k * 100)}"] == [round(v, 2) for v in own]
+    auc = bootstrap_interval(lambda r: frame_auc([x[3] for x in r], [x[2] for x in r]), rows, 200, 0)
+    assert found["auc"] == [round(v, 2) for v in auc]
+    point = headline([x[3] for x in rows], [x[2] for x in rows], 0.5)
+    for name in ("auc", "ap", "ap_trapezoid", "far"):
+        low, high = found[name]
+        assert low <= point[name] + 1e-9 and point[name] <= high + 1e-9, name
+    assert intervals(rows, (0.1,), 0.5, resamples=50) == intervals(rows, (0.1,), 0.5, resamples=50)
+
+
+def test_the_table_reports_auc_both_aps_and_the_false_alarm_rate():
+    rows = per_video_rows()
+    result = {"model_id": "m", "overlaps": [10], "f1": {v: {"10": 50.0} for v in ("abnormal", "normal", "all")},
+              **headline([x[3] for x in rows], [x[2] for x in rows], 0.5), "per_class": {},
+              "intervals": intervals(rows, (0.1,), 0.5, 20), "bootstrap": {"resamples": 20}}  # fmt: skip
+    table = markdown_table([result])
+    assert "| AUC | AP | AP (trapezoid) | FAR % |" in table and "95% intervals" in table
+    assert result["ap"] != pytest.approx(result["ap_trapezoid"])  # the two AP conventions, both reported
