@@ -420,6 +420,46 @@ def evaluate(
 
 @app.command()
 @handled
+def calibrate(
+    model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
+    scores: str = typer.Option(..., "--scores", help="its scores on a validation split: <out>/scores/<model_id>"),
+    annotations: str = AnnotationsOpt,
+    by: str = typer.Option(
+        "f1", "--by", help="f1 (maximise F1@k) | far (false-alarm rate <= --target %) | recall (recall >= --target %)"
+    ),
+    k: float = typer.Option(25.0, "--k", help="IoU threshold of F1@k and segment recall, percent"),
+    target: Optional[float] = typer.Option(None, "--target", min=0.0, max=100.0, help="percent, for far / recall"),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Choose the model's operating threshold on a validation split; it goes into the model card (the previous one
+    into its history) and reports and scans use it from then on."""
+    from tasks.jobs.annotations import load_annotations
+    from tasks.jobs.calibrate import calibrate as run_calibration
+    from tasks.models.repository import locate_model
+    from tasks.store.output import OutputStore
+
+    options = _settings(config_file=config).storage.options
+    model_store, card = locate_model(model, options)
+    scores_store, scored = OutputStore.locate(scores, "scores", options)
+    if scored != card.model_id:
+        raise UsageError(f"--scores: {scores} holds scores of model {scored}, not of {card.model_id}")
+    updated = run_calibration(
+        model_store, card, scores_store, load_annotations(annotations), annotations, by, k / 100, target
+    )
+    record = updated.calibration
+    assert record is not None
+    point = next(p for p in record.curve if p["threshold"] == updated.threshold)
+    console.print(
+        f"threshold {card.threshold:g} -> {updated.threshold:g} (--by {by}) on {record.videos} validation videos: "
+        f"abnormal F1@{k:g} {point['f1']:.2f}, false alarms {point['far']}% of normal frames, "
+        f"segment recall {point['recall']}%",
+        markup=False,
+    )
+    console.print(f"saved: {model_store.model_file(card.model_id, 'config.json')}", markup=False)
+
+
+@app.command()
+@handled
 def scan(
     archive: str = typer.Option(..., "--archive", help="archive root URL"),
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),

@@ -67,7 +67,7 @@ def score_and_report(
                 store=job.out,
                 model_id=job.card.model_id,
                 video_id=vid,
-                threshold=settings.model.threshold,
+                threshold=job.report_threshold,
             )
             for vid in to_report
         ]

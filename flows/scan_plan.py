@@ -38,8 +38,9 @@ class ScanJob:
         model_store, card = locate_model(model_url, settings.storage.options)
         settings = settings.for_card(card)
         out = settings.store
+        source = InputSource.for_card(out, card)
         return cls(
-            settings, card, ScoreJob(card, model_store, InputSource.for_card(out, card), out, settings.schedule.force)
+            settings, card, ScoreJob(card, model_store, source, out, settings.schedule.force, settings.model.threshold)
         )
 
     def record(self, flow_name: str, entries: list[VideoEntry], skipped: dict[str, str] | None = None) -> RunRecord:

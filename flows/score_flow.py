@@ -28,6 +28,7 @@ def score_features(settings: Settings, features_url: str, model_url: str) -> dic
         InputSource(features_store, card.model, extractor_id, card.detector_id, card.max_objects),
         settings.store,
         settings.schedule.force,
+        settings.model.threshold,
     )
     run = RunRecord(
         settings.store,

@@ -29,7 +29,7 @@ from anomaly_models.metrics import clips_to_frames, f1_at_k, f1_score, frame_auc
 
 from ..store.manifest import DONE, SKIPPED, VideoOutcome, new_run_id, write_manifest
 from ..store.output import OutputStore
-from .annotations import VideoAnnotation, load_annotations, match_annotations
+from .annotations import Matching, VideoAnnotation, load_annotations, match_annotations
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,28 @@ def intervals(per_video: list, overlaps, threshold: float, resamples: int, seed:
     return {name: [None if v is None else round(v, 2) for v in pair] for name, pair in found.items()}
 
 
+def scored_videos(
+    store: OutputStore, model_id: str, annotations: dict[str, VideoAnnotation]
+) -> tuple[Matching, list[tuple[str, np.ndarray, np.ndarray, float]]]:
+    """(matching, per annotated video: class, frame scores, 0/1 frame targets, the threshold it was scored with).
+    Clip scores become frame scores by repeating each clip's score over its frames."""
+    scores_root = store.scores_dir(model_id)
+    ids = store.video_ids(scores_root)
+    if not ids:
+        raise NotFound(f"no score tables under {scores_root}")
+    matching = match_annotations(annotations, ids)
+    out = []
+    for vid in sorted(matching.matched):
+        t = store.read_table(store.scores(model_id, vid))
+        n, fps = int(t.metadata["frame_count"]), float(t.metadata["fps"])
+        frame_scores = clips_to_frames(t.column("score"), t.column("start_frame"), t.column("end_frame"), n)
+        ann = matching.matched[vid]
+        out.append((ann.label_class, frame_scores, ann.frame_labels(n, fps), float(t.metadata.get("threshold", 0.5))))
+    if not out:
+        raise RefusedJob(f"no annotated videos among the {len(ids)} scored videos under {scores_root}")
+    return matching, out
+
+
 def evaluate_scores(
     store: OutputStore,
     model_id: str,
@@ -103,23 +125,11 @@ def evaluate_scores(
     resamples: int = 1000,
 ) -> dict:
     """Every metric of one model's scores; `resamples` bootstrap resamples for the intervals (0: none)."""
-    scores_root = store.scores_dir(model_id)
-    ids = store.video_ids(scores_root)
-    if not ids:
-        raise NotFound(f"no score tables under {scores_root}")
-    matching = match_annotations(annotations, ids)
+    matching, scored = scored_videos(store, model_id, annotations)
     per_video = []
-    for vid in sorted(matching.matched):
-        t = store.read_table(store.scores(model_id, vid))
-        thr = float(t.metadata.get("threshold", 0.5)) if threshold is None else threshold
-        n, fps = int(t.metadata["frame_count"]), float(t.metadata["fps"])
-        frame_scores = clips_to_frames(t.column("score"), t.column("start_frame"), t.column("end_frame"), n)
-        ann = matching.matched[vid]
-        per_video.append(
-            (ann.label_class, (frame_scores > thr).astype(int), ann.frame_labels(n, fps), frame_scores, thr)
-        )
-    if not per_video:
-        raise RefusedJob(f"no annotated videos among the {len(ids)} scored videos under {scores_root}")
+    for cls, frame_scores, target, own in scored:
+        thr = own if threshold is None else threshold
+        per_video.append((cls, (frame_scores > thr).astype(int), target, frame_scores, thr))
     thr = per_video[0][4]
     result = {
         "model_id": model_id,

@@ -111,8 +111,11 @@ def plan_scoring(job: ScoreJob, video_ids: list[str], plan: Plan) -> Plan:
     plan.why.update({v: "scores current" for v in scored})
 
     def has_report(vid: str) -> bool:
+        """The report exists and used the threshold reports use now (a calibrated model's reports are redone)."""
         try:
-            return out.exists(out.report(card.model_id, vid, ".html"))
+            if not out.exists(out.report(card.model_id, vid, ".html")):
+                return False
+            return out.read_json(out.report(card.model_id, vid, ".json")).get("threshold") == job.report_threshold
         except Exception:  # cannot tell: write it again
             return False
 

@@ -22,6 +22,11 @@ class ScoreJob:
     source: InputSource
     out: OutputStore
     force: bool = False
+    threshold: float | None = None  # reports' threshold when set; else the card's (calibrated or from training)
+
+    @property
+    def report_threshold(self) -> float:
+        return self.card.threshold if self.threshold is None else self.threshold
 
     def scores_expected(self, fingerprint: str) -> dict[str, str]:
         """What makes stored scores current: the same video version, scored by the same checkpoint."""

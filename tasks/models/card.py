@@ -56,6 +56,23 @@ class AnnotationMatch:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """How the operating threshold was chosen on a validation split (`vad calibrate`), and the curve it came from:
+    one point per candidate threshold with abnormal F1@k, the false-alarm rate on normal videos and the recall of
+    abnormal segments at IoU k (percent)."""
+
+    criterion: str  # "f1" (maximise F1@k), "far" (false-alarm rate <= target), "recall" (segment recall >= target)
+    k: float  # IoU threshold of F1@k and recall, as a fraction
+    target: float | None  # percent, for "far" and "recall"
+    threshold: float
+    scores: str  # the validation scores folder
+    annotations: str
+    videos: int
+    created: str
+    curve: list[dict[str, float | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ModelCard:
     model_id: str
     model: str  # a name in anomaly_models.registry.MODELS
@@ -70,6 +87,8 @@ class ModelCard:
     detector: DetectorSpec | None = None
     max_objects: int = 36
     checkpoint_sha256: str = ""
+    calibration: Calibration | None = None  # the latest; `threshold` is its choice
+    threshold_history: list[dict[str, Any]] = field(default_factory=list)  # earlier thresholds, oldest first
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -129,6 +148,8 @@ class ModelCard:
                 detector=spec_from_json(DetectorSpec, data.get("detector")),
                 max_objects=int(data.get("max_objects", 36)),
                 checkpoint_sha256=data.get("checkpoint_sha256", ""),
+                calibration=spec_from_json(Calibration, data.get("calibration")),
+                threshold_history=list(data.get("threshold_history") or []),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{where}: not a valid model card ({exc.__class__.__name__}: {exc})") from None

@@ -31,6 +31,11 @@ def save_model(store: OutputStore, card: ModelCard, model: nn.Module) -> ModelCa
     return card
 
 
+def write_card(store: OutputStore, card: ModelCard) -> str:
+    """The card alone (its checkpoint unchanged), e.g. with a calibrated threshold."""
+    return store.write_json(store.model_file(card.model_id, CARD), card.to_json())
+
+
 def read_card(store: OutputStore, model_id: str) -> ModelCard:
     url = store.model_file(model_id, CARD)
     try:

@@ -170,6 +170,34 @@ def test_scoring_features_of_another_extractor_is_refused(trained_model, tmp_pat
     assert EXTRACTOR in text and spec.extractor_id in text
 
 
+def test_a_calibrated_threshold_is_what_the_next_scan_reports_with(scanned, trained_model, scan_archive,
+                                                                      small_archive, tmp_path):  # fmt: skip
+    """Calibrate a copy of the model on the scan's scores (the annotated videos as a validation split): the card
+    gets the new threshold and the next scan rewrites every report with it, nothing else."""
+    out = tmp_path / "out"
+    shutil.copytree(scanned[0], out)
+    model = out / "models" / MODEL_ID
+    shutil.copytree(trained_model, model)
+    result = vad("calibrate", "--model", model, "--scores", out / "scores" / MODEL_ID,
+                 "--annotations", small_archive / "annotations.json", "--by", "f1", "--k", "25")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = json.loads((model / "config.json").read_text())
+    assert card["threshold"] != 0.5 and card["threshold_history"][0]["threshold"] == 0.5
+    assert card["calibration"]["criterion"] == "f1" and card["calibration"]["curve"]
+    rescan = vad("scan", "--archive", scan_archive, "--model", model, "--out", out)
+    assert rescan.exit_code == 0, rescan.output
+    runs = sorted(os.listdir(out / "runs"))
+    summary = json.loads((out / "runs" / runs[-1] / "summary.json").read_text())
+    assert summary["work"] == {"extract": 0, "score": 0, "report": 6}  # the reports, and only them
+    from anomaly_models.metrics import score_segments
+
+    for path in (out / "reports" / MODEL_ID).rglob("*.mp4.json"):
+        report = json.loads(path.read_text())
+        scores = pd.read_parquet(out / "scores" / MODEL_ID / (report["video_id"] + ".parquet"))["score"]
+        assert report["threshold"] == card["threshold"]
+        assert len(report["segments"]) == len(score_segments(scores.to_numpy(), card["threshold"]))
+
+
 def test_whole_slice_with_output_on_s3(trained_model, scan_archive, small_archive, s3_endpoint, monkeypatch):
     import s3fs
 
