@@ -261,6 +261,7 @@ def train(
     random_crops: Optional[bool] = typer.Option(
         None, "--random-crops/--crop-mean", help="multi-crop features: a random crop per window and epoch (default)"
     ),
+    seed: Optional[int] = typer.Option(None, "--seed", help="training seed (default 123): initial weights, order"),
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """Train a temporal anomaly model from stored features and temporal annotations."""
@@ -280,6 +281,7 @@ def train(
         threshold=threshold,
         model_options=options,
         random_crops=random_crops,
+        train_seed=seed,
     )
     card = train_model(settings, features, annotations, model_id, objects)
     t = card.training
@@ -448,7 +450,7 @@ def calibrate(
     )
     record = updated.calibration
     assert record is not None
-    point = next(p for p in record.curve if p["threshold"] == updated.threshold)
+    point = max((p for p in record.curve if p["threshold"] <= updated.threshold), key=lambda p: p["threshold"])
     console.print(
         f"threshold {card.threshold:g} -> {updated.threshold:g} (--by {by}) on {record.videos} validation videos: "
         f"abnormal F1@{k:g} {point['f1']:.2f}, false alarms {point['far']}% of normal frames, "

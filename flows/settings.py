@@ -115,6 +115,7 @@ class ModelSettings(Section):
     )
     options: dict[str, Any] = Field(default_factory=dict, description="extra model constructor arguments")
     score_batch: int = Field(16, ge=1, description="videos per scoring task")
+    seed: int = Field(123, description="training seed: initial weights, window order, random crops")
     random_crops: bool = Field(
         True, description="with multi-crop features, train each window on a random crop per epoch (scoring: mean)"
     )
@@ -248,6 +249,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "model_options": ("model", "options"),
     "score_batch": ("model", "score_batch"),
     "random_crops": ("model", "random_crops"),
+    "train_seed": ("model", "seed"),
     **{f: ("cluster", f) for f in ClusterSettings.model_fields},
     **{f: ("schedule", f) for f in ScheduleSettings.model_fields},
 }

@@ -64,6 +64,7 @@ def train_model(
             on_epoch=lambda e, loss: progress.update(bar, completed=e + 1, loss=loss),
             model_options=m.options,
             random_crops=m.random_crops,
+            seed=m.seed,
         )
     matched = card.annotations
     if matched.unmatched_annotations:

@@ -4,7 +4,9 @@ Candidate thresholds are the distinct frame scores of the validation videos (a f
 is above the threshold, so predictions change only there; at most 512 of them, by quantile) plus 0. For each, the
 curve holds abnormal F1@k, the false-alarm rate on normal videos and the recall of abnormal segments at IoU k
 (percent). Criteria:
-- `f1`: the threshold of the highest F1@k (the highest such threshold on ties: fewer alarms for the same F1);
+- `f1`: the threshold of the highest F1@k; when a run of consecutive candidates reaches it, the midpoint of the
+  longest such run (the most margin on either side: a few validation videos often leave a wide plateau, and its
+  edge is where test scores fall off; any threshold inside the run gives the same predictions as a candidate in it);
 - `far`: the lowest threshold whose false-alarm rate is at most `target` percent (the most recall it allows);
 - `recall`: the highest threshold whose segment recall is at least `target` percent (the fewest alarms).
 The chosen threshold goes into the model card with the whole curve; the previous one is kept in
@@ -61,7 +63,17 @@ def choose(curve: list[dict], criterion: str, target: float | None = None) -> fl
         raise UsageError(f"by: expected one of {CRITERIA}, got {criterion!r}")
     if criterion == "f1":
         best = max(p["f1"] for p in curve)
-        return max(p["threshold"] for p in curve if p["f1"] == best)
+        ordered = sorted(curve, key=lambda p: p["threshold"])
+        runs: list[list[float]] = []
+        for previous, point in zip([None, *ordered[:-1]], ordered):
+            if point["f1"] != best:
+                continue
+            if previous is not None and previous["f1"] == best:
+                runs[-1].append(point["threshold"])
+            else:
+                runs.append([point["threshold"]])
+        longest = max(runs, key=lambda r: r[-1] - r[0])
+        return round((longest[0] + longest[-1]) / 2, 6)
     if target is None:
         raise UsageError(f"target: --by {criterion} needs --target (percent)")
     if criterion == "far":

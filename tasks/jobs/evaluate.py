@@ -116,6 +116,15 @@ def scored_videos(
     return matching, out
 
 
+def model_threshold(store: OutputStore, model_id: str) -> float | None:
+    """The threshold in the model's card when the store holds it (a calibrated model's current one); else None
+    and each score table's own (the card's at scoring time)."""
+    try:
+        return float(store.read_json(store.model_file(model_id, "config.json"))["threshold"])
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return None
+
+
 def evaluate_scores(
     store: OutputStore,
     model_id: str,
@@ -126,9 +135,10 @@ def evaluate_scores(
 ) -> dict:
     """Every metric of one model's scores; `resamples` bootstrap resamples for the intervals (0: none)."""
     matching, scored = scored_videos(store, model_id, annotations)
+    current = threshold if threshold is not None else model_threshold(store, model_id)
     per_video = []
     for cls, frame_scores, target, own in scored:
-        thr = own if threshold is None else threshold
+        thr = own if current is None else current
         per_video.append((cls, (frame_scores > thr).astype(int), target, frame_scores, thr))
     thr = per_video[0][4]
     result = {

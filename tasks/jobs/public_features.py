@@ -160,6 +160,18 @@ def video_timings(videos_url: str, names: list[str], storage_options=None) -> di
     return timings
 
 
+def check_snippets(path: str, snippets: int, frames: int) -> None:
+    """A video of n frames has floor(n / 16) full snippets, ceil(n / 16) when the last partial one is kept; any
+    other count is the classic off-by-one-snippet (or wrong video) error, refused with both lengths."""
+    allowed = {frames // SNIPPET, -(-frames // SNIPPET)}
+    if snippets not in allowed:
+        raise FeatureFileError(
+            f"{path}: {snippets} snippets ({snippets * SNIPPET} frames) but its video has {frames} frames, i.e. "
+            f"{' or '.join(str(n) for n in sorted(allowed))} snippets of {SNIPPET}: features of another video, or "
+            "an off-by-one snippet"
+        )
+
+
 def import_features(
     source: str,
     out: OutputStore,
@@ -189,6 +201,7 @@ def import_features(
     for vid, (path, array) in videos.items():
         t = len(array)
         timing = timings.get(vid, VideoTiming(fps, t * SNIPPET))
+        check_snippets(path, t, timing.frame_count)
         starts = np.arange(t, dtype=np.int64) * SNIPPET
         frame_count = max(timing.frame_count, t * SNIPPET)
         meta = {

@@ -85,3 +85,10 @@ def test_curve_points_and_refusals():
         choose([{**p, "recall": None} for p in curve.values()], "recall", 50.0)
     with pytest.raises(UsageError, match="by: expected one of"):
         choose(list(curve.values()), "auc")
+
+
+def test_f1_takes_the_middle_of_a_plateau():
+    curve = [{"threshold": t, "f1": f, "far": 0.0, "recall": 100.0} for t, f in
+             ((0.0, 90.0), (0.05, 40.0), (0.1, 50.0), (0.2, 90.0), (0.3, 90.0), (0.31, 90.0), (0.7, 90.0),
+              (0.9, 10.0))]  # fmt: skip
+    assert choose(curve, "f1") == pytest.approx(0.45)  # the longest run of the best F1 is 0.2-0.7

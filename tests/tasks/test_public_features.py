@@ -146,6 +146,11 @@ def test_fps_and_frames_come_from_the_videos_and_the_extractor_can_be_declared(t
     table = store.read_table(store.features(result.extractor_id, "cam1"))
     assert float(table.metadata["fps"]) == pytest.approx(19.62, abs=0.01) and table.metadata["frame_count"] == "355"
     assert json.loads(table.metadata["extractor_spec"])["crops"] == 10
+    np.save(feats / "cam1_i3d.npy", np.ones((24, 10, 16), np.float32))  # 355 frames: 22 snippets, or 23 kept
+    with pytest.raises(
+        FeatureFileError, match=r"cam1_i3d\.npy: 24 snippets \(384 frames\) but its video has 355 frames"
+    ):
+        import_features(str(feats), store, "rtfm", videos_url=str(videos))
 
 
 def test_train_score_and_evaluate_on_imported_features(prefect_api, tmp_path):
