@@ -1,4 +1,5 @@
-"""Segmental F1@k (the MS-TCN evaluation algorithm), frame AUC, and turning clip scores into frames and segments."""
+"""Segmental F1@k (the MS-TCN evaluation algorithm), frame AUC, and turning frame scores into segments (clip scores
+become frame scores in `anomaly_models.ground_truth`)."""
 
 from __future__ import annotations
 
@@ -99,14 +100,6 @@ def frame_auc(scores, targets) -> float | None:
     s = np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in scores])
     auc = roc_auc(y, s)
     return None if auc is None else auc * 100.0
-
-
-def clips_to_frames(clip_values, start_frames, end_frames, n_frames: int, fill: float = 0.0) -> np.ndarray:
-    """Expand per-clip values to per-frame values: each frame takes its clip's value (later clips win overlaps)."""
-    out = np.full(n_frames, fill, dtype=np.float32)
-    for value, s, e in zip(clip_values, start_frames, end_frames):
-        out[int(s) : min(int(e), n_frames)] = value
-    return out
 
 
 def score_segments(scores, threshold: float = 0.5) -> list[tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 Formats:
   - UCF-Crime `Temporal_Anomaly_Annotation.txt`: `name class s1 e1 s2 e2` in frames, -1 = none (end inclusive);
+    conventions: `anomaly_models.ground_truth`;
   - UCF-Crime V2 JSON: {"Class/Video.mp4": [{"start": s, "end": e}, ...]} in seconds ([] = normal);
   - CSV: `video_id,start_s,end_s` with a header; a row with empty start/end marks a normal video.
 Matching names to video ids is explicit: exact id, then id without extension, then file stem; names that match no
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anomaly_models.errors import UsageError
+from anomaly_models.ground_truth import frame_labels, inclusive_to_ranges
 
 
 class AnnotationError(UsageError):
@@ -42,14 +44,11 @@ class VideoAnnotation:
     def frame_ranges(self, fps: float) -> list[tuple[int, int]]:
         """Segments as [start, end) frame ranges."""
         if self.unit == "frames":
-            return [(int(s), int(e) + 1) for s, e in self.segments]
+            return inclusive_to_ranges([(int(s), int(e)) for s, e in self.segments])
         return [(int(round(s * fps)), int(round(e * fps))) for s, e in self.segments]
 
     def frame_labels(self, n_frames: int, fps: float) -> np.ndarray:
-        labels = np.zeros(n_frames, dtype=np.int64)
-        for s, e in self.frame_ranges(fps):
-            labels[max(s, 0) : min(e, n_frames)] = 1
-        return labels
+        return frame_labels(self.frame_ranges(fps), n_frames)
 
     def clip_labels(self, start_frames, end_frames, n_frames: int, fps: float) -> np.ndarray:
         """A clip is abnormal when most of its frames lie inside an annotated segment."""

@@ -25,7 +25,8 @@ from anomaly_models.benchmark_metrics import (
     pr_auc_trapezoid,
 )
 from anomaly_models.errors import NotFound, RefusedJob
-from anomaly_models.metrics import clips_to_frames, f1_at_k, f1_score, frame_auc, segment_counts
+from anomaly_models.ground_truth import clip_frame_scores
+from anomaly_models.metrics import f1_at_k, f1_score, frame_auc, segment_counts
 
 from ..store.manifest import DONE, SKIPPED, VideoOutcome, new_run_id, write_manifest
 from ..store.output import OutputStore
@@ -98,7 +99,8 @@ def scored_videos(
     store: OutputStore, model_id: str, annotations: dict[str, VideoAnnotation]
 ) -> tuple[Matching, list[tuple[str, np.ndarray, np.ndarray, float]]]:
     """(matching, per annotated video: class, frame scores, 0/1 frame targets, the threshold it was scored with).
-    Clip scores become frame scores by repeating each clip's score over its frames."""
+    Clip scores become frame scores by repeating each clip's score over its frames; lengths that do not fit the
+    video are refused (`anomaly_models.ground_truth`)."""
     scores_root = store.scores_dir(model_id)
     ids = store.video_ids(scores_root)
     if not ids:
@@ -108,7 +110,7 @@ def scored_videos(
     for vid in sorted(matching.matched):
         t = store.read_table(store.scores(model_id, vid))
         n, fps = int(t.metadata["frame_count"]), float(t.metadata["fps"])
-        frame_scores = clips_to_frames(t.column("score"), t.column("start_frame"), t.column("end_frame"), n)
+        frame_scores = clip_frame_scores(t.column("score"), t.column("start_frame"), t.column("end_frame"), n, vid)
         ann = matching.matched[vid]
         out.append((ann.label_class, frame_scores, ann.frame_labels(n, fps), float(t.metadata.get("threshold", 0.5))))
     if not out:

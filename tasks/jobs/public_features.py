@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anomaly_models.errors import NotFound, UsageError
+from anomaly_models.ground_truth import SNIPPET, snippet_counts
 
 from ..media.specs import ExtractorSpec, check_spec
 from ..store.names import safe_name, safe_relpath
@@ -39,7 +40,6 @@ from ..store.output import OutputStore
 from ..store.storage import filesystem
 from ..store.tables import feature_table
 
-SNIPPET = 16  # frames per clip in every public layout
 LAYOUTS = ("rtfm", "deepmil")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v")
 _RTFM = re.compile(r"^(?P<name>.+)_i3d\.npy$")
@@ -163,7 +163,7 @@ def video_timings(videos_url: str, names: list[str], storage_options=None) -> di
 def check_snippets(path: str, snippets: int, frames: int) -> None:
     """A video of n frames has floor(n / 16) full snippets, ceil(n / 16) when the last partial one is kept; any
     other count is the classic off-by-one-snippet (or wrong video) error, refused with both lengths."""
-    allowed = {frames // SNIPPET, -(-frames // SNIPPET)}
+    allowed = set(snippet_counts(frames, SNIPPET))
     if snippets not in allowed:
         raise FeatureFileError(
             f"{path}: {snippets} snippets ({snippets * SNIPPET} frames) but its video has {frames} frames, i.e. "

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from anomaly_models.metrics import clips_to_frames, f1_at_k, frame_auc, score_segments, segment_counts
+from anomaly_models.ground_truth import clip_frame_scores
+from anomaly_models.metrics import f1_at_k, frame_auc, score_segments, segment_counts
 
 
 def test_hand_worked_case_both_classes():
@@ -58,10 +59,10 @@ def test_odd_overlaps_round_trip_into_tables():
 
 
 def test_frame_auc_and_expansion_and_segments():
-    frames = clips_to_frames([0.1, 0.9, 0.2], [0, 4, 8], [4, 8, 12], 10)
-    assert frames.tolist() == pytest.approx([0.1] * 4 + [0.9] * 4 + [0.2] * 2)
-    assert frame_auc([frames], [[0] * 4 + [1] * 4 + [0] * 2]) == pytest.approx(100.0)
-    assert frame_auc([frames], [[0] * 10]) is None
+    frames = clip_frame_scores([0.1, 0.9, 0.2], [0, 4, 8], [4, 8, 12], 12)
+    assert frames.tolist() == pytest.approx([0.1] * 4 + [0.9] * 4 + [0.2] * 4)
+    assert frame_auc([frames], [[0] * 4 + [1] * 4 + [0] * 4]) == pytest.approx(100.0)
+    assert frame_auc([frames], [[0] * 12]) is None
     assert score_segments([0.1, 0.6, 0.7, 0.5, 0.9], 0.5) == [(1, 3), (4, 5)]
 
 

@@ -60,3 +60,17 @@ def test_matching_is_explicit():
     assert set(m.matched) == {"Abuse/Abuse028_x264.mp4", "cam/exact.mp4"}
     assert m.unmatched_names == ["Missing001_x264"] and m.ambiguous_names == ["Dup"]
     assert m.unannotated_ids == ["a/Dup.mp4", "b/Dup.avi", "other.mp4"]
+
+
+def test_ucf_crime_line_with_two_segments_and_minus_one_markers(tmp_path):
+    path = tmp_path / "Temporal_Anomaly_Annotation.txt"
+    path.write_text("Arson011_x264  Arson  150  420  680  1267\nNormal_Videos_003_x264  Normal  -1  -1  -1  -1\n"
+                    "Burglary005_x264  Burglary  10  20  -1  -1\n")  # fmt: skip
+    anns = load_annotations(str(path))
+    labels = anns["Arson011_x264"].frame_labels(1300, 30.0)
+    assert labels.sum() == (420 - 150 + 1) + (1267 - 680 + 1)  # both ends inclusive
+    assert labels[[149, 150, 420, 421, 679, 680, 1267, 1268]].tolist() == [0, 1, 1, 0, 0, 1, 1, 0]
+    assert (
+        anns["Normal_Videos_003_x264"].segments == [] and not anns["Normal_Videos_003_x264"].frame_labels(90, 30).any()
+    )
+    assert anns["Burglary005_x264"].frame_labels(30, 30.0).tolist() == [0] * 10 + [1] * 11 + [0] * 9

@@ -46,3 +46,26 @@ def test_the_table_reports_auc_both_aps_and_the_false_alarm_rate():
     table = markdown_table([result])
     assert "| AUC | AP | AP (trapezoid) | FAR % |" in table and "95% intervals" in table
     assert result["ap"] != pytest.approx(result["ap_trapezoid"])  # the two AP conventions, both reported
+
+
+def test_scores_that_do_not_fit_their_video_are_refused_naming_it(tmp_path):
+    from anomaly_models.ground_truth import LengthMismatch
+    from tasks.jobs.annotations import load_annotations
+    from tasks.jobs.evaluate import evaluate_scores
+    from tasks.store.output import OutputStore
+    from tests.tasks.test_calibration import CLIPS, VIDEOS, write_scores
+
+    store = OutputStore(str(tmp_path / "out"))
+    write_scores(store, "m")
+    path = tmp_path / "gt.csv"
+    path.write_text("video_id,start_s,end_s\n" + "".join(f"{v},8,12\n" for v in VIDEOS))
+    annotations = load_annotations(str(path))
+    assert evaluate_scores(store, "m", annotations, resamples=0)["videos"] == len(VIDEOS)
+    table = store.read_table(store.scores("m", "normal1.mp4"))  # frame_count one snippet too long
+    meta = {k.decode(): v.decode() for k, v in table.table.schema.metadata.items()}
+    meta["frame_count"] = str((CLIPS + 1) * 16)
+    store.write_table(store.scores("m", "normal1.mp4"), table.table.replace_schema_metadata(meta))
+    with pytest.raises(
+        LengthMismatch, match=rf"normal1\.mp4: scores cover frames 0\.\.{CLIPS * 16} .* {(CLIPS + 1) * 16} frames"
+    ):
+        evaluate_scores(store, "m", annotations, resamples=0)
