@@ -15,7 +15,7 @@ T = TypeVar("T")
 V = TypeVar("V")
 
 
-def _precision_recall_points(labels, scores) -> tuple[np.ndarray, np.ndarray] | None:
+def precision_recall_points(labels, scores) -> tuple[np.ndarray, np.ndarray] | None:
     """Precision and recall exactly as `sklearn.metrics.precision_recall_curve` (drop_intermediate=False) returns
     them: one point per distinct score threshold, all samples with a score >= that threshold predicted positive (so
     tied samples enter together), ordered by decreasing threshold and then reversed to decreasing recall, with the
@@ -41,7 +41,7 @@ def average_precision(labels, scores) -> float | None:
     AP = sum_n (R_n - R_{n-1}) * P_n over the distinct score thresholds taken in decreasing order, where P_n and R_n
     are the precision and recall when every sample scoring >= the n-th threshold is called positive (R_0 = 0).
     Step-wise, no interpolation; tied scores enter together as one threshold. None when there are no positives."""
-    points = _precision_recall_points(labels, scores)
+    points = precision_recall_points(labels, scores)
     if points is None:
         return None
     precision, recall = points
@@ -56,12 +56,37 @@ def pr_auc_trapezoid(labels, scores) -> float | None:
     area = sum_n (R_n - R_{n-1}) * (P_n + P_{n-1}) / 2 with (R_0, P_0) = (0, 1). This linear interpolation of
     precision between thresholds differs from the step-wise `average_precision` in general.
     None when there are no positives."""
-    points = _precision_recall_points(labels, scores)
+    points = precision_recall_points(labels, scores)
     if points is None:
         return None
     precision, recall = points
     # recall is decreasing, so the trapezoid sum over it is negative: flip the sign as sklearn's `auc` does
     return float(-(np.diff(recall) * (precision[1:] + precision[:-1]) / 2.0).sum())
+
+
+def roc_points(labels, scores) -> tuple[np.ndarray, np.ndarray] | None:
+    """False- and true-positive rates of the ROC curve, one point per distinct score threshold (tied samples enter
+    together) from (0, 0) to (1, 1), as `sklearn.metrics.roc_curve(drop_intermediate=False)`; its trapezoidal area is
+    `roc_auc`. None when only one class is present."""
+    y = np.asarray(labels).ravel() > 0
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if len(y) != len(s):
+        raise ValueError(f"{len(y)} labels but {len(s)} scores")
+    if y.all() or not y.any():
+        return None
+    order = np.argsort(s, kind="mergesort")[::-1]
+    s, y_sorted = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]
+    tps = np.cumsum(y_sorted)[last]
+    fps = 1 + last - tps
+    return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
+
+
+def thin(xs: np.ndarray, ys: np.ndarray, max_points: int = 300) -> tuple[list[float], list[float]]:
+    """At most `max_points` points of a curve (evenly by index, first and last kept), rounded to 4 decimals: enough
+    to draw it and small enough to keep in evaluation.json."""
+    index = np.unique(np.linspace(0, len(xs) - 1, min(len(xs), max_points)).round().astype(int))
+    return [round(float(v), 4) for v in xs[index]], [round(float(v), 4) for v in ys[index]]
 
 
 def false_alarm_rate(normal_frame_scores: Sequence[Any], threshold: float = 0.5) -> float | None:

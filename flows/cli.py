@@ -411,13 +411,22 @@ def evaluate(
     config: Optional[str] = ConfigOpt,
 ) -> None:
     """F1@k (abnormal / normal / all), frame AUC, AP (two conventions), false-alarm rate and detection mAP against
-    annotations, with bootstrap intervals; writes evaluation.json/.md by the scores."""
+    annotations, with bootstrap intervals; writes evaluation.json/.md/.html by the scores (and, for several models
+    under one output, <out>/evaluation.html comparing them)."""
     from tasks.jobs.evaluate import evaluate_models
 
     settings = _settings(config_file=config)
     options = settings.storage.options
     result = evaluate_models(scores, annotations, parse_overlaps(overlaps), threshold, options, bootstrap)
     console.print(result["markdown"], soft_wrap=True, markup=False)
+    print_pages(result)
+
+
+def print_pages(evaluation: dict) -> None:
+    for r in evaluation["results"]:
+        console.print(f"evaluation of {r['model_id']}: {r['written'][-1]}", markup=False)
+    if evaluation.get("comparison"):
+        console.print(f"evaluation page (all models): {evaluation['comparison']}", markup=False)
 
 
 @app.command()
@@ -596,6 +605,7 @@ def demo(
     )
     result = demo_flow(settings)
     console.print(result["evaluation"]["markdown"], soft_wrap=True, markup=False)
+    print_pages(result["evaluation"])
     for name, index in result["indexes"].items():
         console.print(f"{name} reports: {index}", markup=False)
     console.print(f"report index: {result['index']}", markup=False)

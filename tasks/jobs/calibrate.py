@@ -4,11 +4,12 @@ Candidate thresholds are the distinct frame scores of the validation videos (a f
 is above the threshold, so predictions change only there; at most 512 of them, by quantile) plus 0. For each, the
 curve holds abnormal F1@k, the false-alarm rate on normal videos and the recall of abnormal segments at IoU k
 (percent). Criteria:
-- `f1`: the threshold of the highest F1@k; when a run of consecutive candidates reaches it, the midpoint of the
-  longest such run (the most margin on either side: a few validation videos often leave a wide plateau, and its
-  edge is where test scores fall off; any threshold inside the run gives the same predictions as a candidate in it);
-- `far`: the lowest threshold whose false-alarm rate is at most `target` percent (the most recall it allows);
-- `recall`: the highest threshold whose segment recall is at least `target` percent (the fewest alarms).
+- `f1`: the middle of the widest threshold interval with the highest F1@k (`middle_of_best_f1`: the most margin on
+  either side; a few validation videos often leave a wide plateau, and its edges are where test scores fall off);
+- `far`: the lowest candidate whose false-alarm rate is at most `target` percent (the most recall it allows);
+- `recall`: the highest candidate whose segment recall is at least `target` percent (the fewest alarms).
+Candidates are kept exact (a score stored as float32 is not rounded): `score > threshold` must mean on test data what
+it meant on the curve.
 The chosen threshold goes into the model card with the whole curve; the previous one is kept in
 `threshold_history`. Reports and scans use the card's threshold from then on.
 """
@@ -50,7 +51,7 @@ def threshold_curve(frame_scores: list[np.ndarray], targets: list[np.ndarray], k
         tp, fp, fn = (int(v) for v in counts.sum(0))
         far = false_alarm_rate(normal, float(thr))
         curve.append({
-            "threshold": round(float(thr), 6),
+            "threshold": float(thr),  # exact: a rounded candidate could fall below the score it stands for
             "f1": round(f1_score(tp, fp, fn), 4),
             "far": None if far is None else round(100 * far, 4),
             "recall": round(100 * tp / (tp + fn), 4) if tp + fn else None,
@@ -58,22 +59,30 @@ def threshold_curve(frame_scores: list[np.ndarray], targets: list[np.ndarray], k
     return curve
 
 
+def middle_of_best_f1(curve: list[dict]) -> float:
+    """The middle of the widest threshold interval over which F1@k stays at its best. Predictions change only at
+    candidates, so a run of best-F1 candidates c_i..c_j holds for every threshold in [c_i, c_{j+1}) (up to 1.0, or
+    the last candidate, after the last run); the middle of that interval is never a score itself."""
+    best = max(p["f1"] for p in curve)
+    ordered = sorted(curve, key=lambda p: p["threshold"])
+    bounds = [p["threshold"] for p in ordered[1:]] + [max(1.0, ordered[-1]["threshold"])]
+    runs: list[list[float]] = []  # [start, end) of each run
+    for i, point in enumerate(ordered):
+        if point["f1"] != best:
+            continue
+        if i and ordered[i - 1]["f1"] == best:
+            runs[-1][1] = bounds[i]
+        else:
+            runs.append([point["threshold"], bounds[i]])
+    start, end = max(runs, key=lambda r: r[1] - r[0])
+    return (start + end) / 2
+
+
 def choose(curve: list[dict], criterion: str, target: float | None = None) -> float:
     if criterion not in CRITERIA:
         raise UsageError(f"by: expected one of {CRITERIA}, got {criterion!r}")
     if criterion == "f1":
-        best = max(p["f1"] for p in curve)
-        ordered = sorted(curve, key=lambda p: p["threshold"])
-        runs: list[list[float]] = []
-        for previous, point in zip([None, *ordered[:-1]], ordered):
-            if point["f1"] != best:
-                continue
-            if previous is not None and previous["f1"] == best:
-                runs[-1].append(point["threshold"])
-            else:
-                runs.append([point["threshold"]])
-        longest = max(runs, key=lambda r: r[-1] - r[0])
-        return round((longest[0] + longest[-1]) / 2, 6)
+        return middle_of_best_f1(curve)
     if target is None:
         raise UsageError(f"target: --by {criterion} needs --target (percent)")
     if criterion == "far":

@@ -4,7 +4,7 @@ abnormal videos only), AP two ways (scikit-learn's `average_precision_score` def
 under the precision-recall curve most UCF-Crime/XD-Violence repositories report), the false-alarm rate on normal
 videos at the threshold, temporal-IoU detection mAP at 0.1:0.1:0.5, and bootstrap intervals over videos for the
 headline metrics (definitions: `anomaly_models.metrics`, `anomaly_models.benchmark_metrics`). Percentages
-throughout.
+throughout. evaluation.html draws them (`evaluation_page`).
 
 `evaluate_models` is the whole job (reads scores, writes evaluation files and a run manifest per model): plain
 Python, so `vad evaluate` needs neither a Prefect server nor Prefect itself; flows wrap it."""
@@ -23,6 +23,9 @@ from anomaly_models.benchmark_metrics import (
     detection_map,
     false_alarm_rate,
     pr_auc_trapezoid,
+    precision_recall_points,
+    roc_points,
+    thin,
 )
 from anomaly_models.errors import NotFound, RefusedJob
 from anomaly_models.ground_truth import clip_frame_scores
@@ -31,6 +34,7 @@ from anomaly_models.metrics import f1_at_k, f1_score, frame_auc, segment_counts
 from ..store.manifest import DONE, SKIPPED, VideoOutcome, new_run_id, write_manifest
 from ..store.output import OutputStore
 from .annotations import Matching, VideoAnnotation, load_annotations, match_annotations
+from .evaluation_page import render_evaluation_html
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +122,33 @@ def scored_videos(
     return matching, out
 
 
+def _card(store: OutputStore, model_id: str) -> dict:
+    try:
+        card = store.read_json(store.model_file(model_id, "config.json"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
 def model_threshold(store: OutputStore, model_id: str) -> float | None:
     """The threshold in the model's card when the store holds it (a calibrated model's current one); else None
     and each score table's own (the card's at scoring time)."""
     try:
-        return float(store.read_json(store.model_file(model_id, "config.json"))["threshold"])
-    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return float(_card(store, model_id)["threshold"])
+    except (KeyError, TypeError, ValueError):
         return None
+
+
+def curves(scores, targets) -> dict:
+    """ROC and precision-recall points over all frames (at most 300 each, for plots and evaluation.json)."""
+    y, s = _frames(targets), _frames(scores)
+    out = {}
+    roc, pr = roc_points(y, s), precision_recall_points(y, s)
+    if roc is not None:
+        out["roc"] = dict(zip(("fpr", "tpr"), thin(*roc)))
+    if pr is not None:
+        out["pr"] = dict(zip(("precision", "recall"), thin(*pr)))
+    return out
 
 
 def evaluate_scores(
@@ -156,7 +180,13 @@ def evaluate_scores(
         "invalid_annotations": matching.invalid,
         "evaluated_videos": sorted(matching.matched),
         "per_class": {},
+        "curves": curves([p[3] for p in per_video], [p[2] for p in per_video]),
     }
+    card = _card(store, model_id)
+    if card.get("calibration"):
+        result["calibration"] = card["calibration"]
+        history = card.get("threshold_history") or [{}]
+        result["previous_threshold"] = history[-1].get("threshold")
     for cls in sorted({p[0] for p in per_video}):
         rows = [p for p in per_video if p[0] == cls]
         result["per_class"][cls] = _views(
@@ -208,11 +238,13 @@ def markdown_table(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_evaluation(store: OutputStore, model_id: str, result: dict) -> tuple[str, str]:
-    """evaluation.json and evaluation.md next to the model's scores."""
+def write_evaluation(store: OutputStore, model_id: str, result: dict, annotations: str = "") -> tuple[str, ...]:
+    """evaluation.json, evaluation.md and evaluation.html next to the model's scores."""
+    page = render_evaluation_html([result], annotations)
     return (
         store.write_json(store.evaluation(model_id, ".json"), result),
         store.write_bytes(store.evaluation(model_id, ".md"), markdown_table([result]).encode()),
+        store.write_bytes(store.evaluation(model_id, ".html"), page.encode()),
     )
 
 
@@ -227,11 +259,12 @@ def evaluate_models(
     """Evaluate each `<root>/scores/<model_id>` folder; writes its evaluation files and an `evaluate` run manifest
     in its store. Returns every result and the side-by-side markdown table."""
     annotations = load_annotations(annotations_path)
-    results = []
+    results, stores = [], []
     for url in scores_urls:
         store, model_id = OutputStore.locate(url, "scores", storage_options)
         result = evaluate_scores(store, model_id, annotations, threshold, overlaps, resamples)
-        result["written"] = write_evaluation(store, model_id, result)
+        result["written"] = write_evaluation(store, model_id, result, annotations_path)
+        stores.append(store)
         if result["unmatched_annotations"]:
             log.warning("%d annotated names have no scores (not evaluated)", len(result["unmatched_annotations"]))
         for vid, problems in result["invalid_annotations"].items():
@@ -243,4 +276,8 @@ def evaluate_models(
         info = {"flow": "evaluate", "model_id": model_id, "f1": result["f1"],
                 **{m: result[m] for m in HEADLINE}, "annotations": annotations_path}  # fmt: skip
         write_manifest(store, new_run_id("evaluate"), outcomes, info)
-    return {"results": results, "markdown": markdown_table(results)}
+    out = {"results": results, "markdown": markdown_table(results)}
+    if len(results) > 1 and len({s.root for s in stores}) == 1:
+        page = render_evaluation_html(results, annotations_path)
+        out["comparison"] = stores[0].write_bytes(stores[0].comparison(), page.encode())
+    return out

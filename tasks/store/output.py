@@ -104,6 +104,10 @@ class OutputStore:
     def evaluation(self, model_id: str, suffix: str) -> str:
         return join(self.scores_dir(model_id), "evaluation" + suffix)
 
+    def comparison(self) -> str:
+        """The page comparing the models last evaluated together (`vad evaluate` with several scores folders)."""
+        return self._url("evaluation.html")
+
     def reports_dir(self, model_id: str) -> str:
         return self._url("reports", safe_name(model_id, "model id"))
 

@@ -258,3 +258,23 @@ def test_abnormal_video_auc_ties_and_degenerate_inputs():
     assert abnormal_video_auc([], []) is None
     with pytest.raises(ValueError):
         abnormal_video_auc([np.zeros(2)], [])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_roc_points_equal_scikit_learn_and_their_area_is_the_auc(seed):
+    from sklearn.metrics import roc_curve
+
+    from anomaly_models.benchmark_metrics import roc_points, thin
+    from anomaly_models.metrics import roc_auc
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 300)
+    s = rng.integers(0, 20, 300) / 20.0  # many ties
+    fpr, tpr = roc_points(y, s)
+    want_fpr, want_tpr, _ = roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, want_fpr)
+    np.testing.assert_allclose(tpr, want_tpr)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc_auc(y, s))
+    assert roc_points(np.ones(4), np.arange(4)) is None
+    xs, ys = thin(fpr, tpr, 5)
+    assert len(xs) == 5 and (xs[0], ys[0]) == (0.0, 0.0) and (xs[-1], ys[-1]) == (1.0, 1.0)

@@ -7,6 +7,7 @@ import pytest
 from anomaly_models.errors import RefusedJob, UsageError
 from tasks.jobs.annotations import load_annotations
 from tasks.jobs.calibrate import calibrate, choose, threshold_curve
+from tasks.jobs.evaluate import evaluate_scores
 from tasks.media.specs import ExtractorSpec
 from tasks.models.card import ModelCard, TrainingRecord
 from tasks.models.repository import read_card, write_card
@@ -60,14 +61,21 @@ def validation(tmp_path):
 def test_every_criterion_picks_the_known_best_threshold(validation, criterion, target):
     store, card, annotations = validation
     updated = calibrate(store, card, store, load_annotations(annotations), annotations, criterion, 0.25, target)
-    assert updated.threshold == pytest.approx(0.6)
+    # f1: the middle of [0.6, 0.8), where it is best; far/recall: the candidate 0.6 itself (a float32 score)
+    best = (float(np.float32(0.6)) + float(np.float32(0.8))) / 2 if criterion == "f1" else float(np.float32(0.6))
+    assert updated.threshold == best
     stored = read_card(store, card.model_id)
-    assert stored.threshold == pytest.approx(0.6) and stored.calibration.criterion == criterion
+    assert stored.threshold == best and stored.calibration.criterion == criterion
     assert stored.threshold_history == [
         {"threshold": 0.5, "source": "training", "replaced": stored.calibration.created}
     ]
-    point = next(p for p in stored.calibration.curve if p["threshold"] == stored.threshold)
+    point = max(
+        (p for p in stored.calibration.curve if p["threshold"] <= stored.threshold), key=lambda p: p["threshold"]
+    )
     assert (point["f1"], point["far"], point["recall"]) == (100.0, 0.0, 100.0)
+    # and evaluating at the stored threshold gives what the curve promised (a rounded 0.6 used to flag the 0.6 spikes)
+    evaluated = evaluate_scores(store, card.model_id, load_annotations(annotations), resamples=0)
+    assert evaluated["threshold"] == best and evaluated["f1"]["abnormal"]["25"] == 100.0 and evaluated["far"] == 0.0
     again = calibrate(store, stored, store, load_annotations(annotations), annotations, "f1", 0.25)
     assert [h["source"] for h in again.threshold_history] == ["training", "calibration"]
 
@@ -91,4 +99,5 @@ def test_f1_takes_the_middle_of_a_plateau():
     curve = [{"threshold": t, "f1": f, "far": 0.0, "recall": 100.0} for t, f in
              ((0.0, 90.0), (0.05, 40.0), (0.1, 50.0), (0.2, 90.0), (0.3, 90.0), (0.31, 90.0), (0.7, 90.0),
               (0.9, 10.0))]  # fmt: skip
-    assert choose(curve, "f1") == pytest.approx(0.45)  # the longest run of the best F1 is 0.2-0.7
+    assert choose(curve, "f1") == pytest.approx(0.55)  # best F1 from 0.2 until the next candidate, 0.9
+    assert choose(curve[:-1], "f1") == pytest.approx(0.6)  # ... or until 1.0 after the last candidate
