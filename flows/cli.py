@@ -391,11 +391,12 @@ def report(
     out: Optional[str] = OutOpt,
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """Rebuild the run index (index.html + segments.parquet) from every per-video report of a model."""
-    from tasks.jobs.report import write_index
+    """Rebuild the index (index.html, its Parquet parts under <out>/index/<model_id>/) from every per-video report
+    of a model: after reports were changed or deleted by hand. Runs keep it current by themselves."""
+    from tasks.jobs.report_index import rebuild_index
 
     settings = _settings(config_file=config, out=out)
-    console.print(f"index: {write_index(settings.store, model_id)}", markup=False)
+    console.print(f"index: {rebuild_index(settings.store, model_id)}", markup=False)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from typing import Any
 
 from anomaly_models.errors import VadError
 from tasks.jobs.plan import Plan
-from tasks.jobs.report import index_current, write_index
+from tasks.jobs.report_index import mark_pending, update_index
 from tasks.store.lease import Lease, OutputBusy
 from tasks.store.manifest import (
     DONE,
@@ -64,9 +64,13 @@ class RunRecord:
         self._try(self.lease.release)
         self._try(lambda: self.store.delete_run(self.run_id))
 
-    def plan(self, plan: Plan) -> None:
+    def plan(self, plan: Plan, index_model: str | None = None) -> None:
+        """Record what the run will do; with `index_model`, mark the videos it may report as pending in that
+        model's index first, so a run that dies before `finish` is indexed by the next one."""
         self.outcomes += plan.outcomes
         self.planned |= {e.video_id for e in plan.extract} | set(plan.score) | set(plan.report)
+        if index_model and self.planned:
+            mark_pending(self.store, index_model, self.run_id, self.planned)
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -114,9 +118,8 @@ class RunRecord:
         return self.written
 
     def finish(self, index_model: str | None = None, **info: Any) -> dict:
-        """The run index of `index_model` (rebuilt when this run wrote a report or the index is older than a
-        report; reading every report is the slow part of a scan with nothing new) and the manifest; returns the
-        summary."""
+        """The index of `index_model` grown by the reports this run wrote (only those are read) and the manifest;
+        returns the summary."""
         try:
             index = self._index(index_model) if index_model else None
             return self._write({**info, "index": index})
@@ -125,10 +128,8 @@ class RunRecord:
             self._try(self._notify)
 
     def _index(self, model_id: str) -> str:
-        reported = any(o.stage == "report" and o.status == DONE for o in self.outcomes)
-        if not reported and index_current(self.store, model_id):
-            return self.store.index(model_id)
-        return write_index(self.store, model_id)
+        reported = [o.video_id for o in self.outcomes if o.stage == "report" and o.status == DONE]
+        return update_index(self.store, model_id, self.run_id, reported)
 
     def _notify(self) -> None:
         if self.webhook and self.written is not None:

@@ -13,7 +13,6 @@ from datetime import timezone as dt_timezone
 from prefect import flow, get_run_logger
 
 from tasks.jobs.plan import plan_scan
-from tasks.jobs.report import write_index
 from tasks.models.repository import locate_model
 from tasks.store.archive import VideoEntry
 from tasks.store.manifest import new_run_id, write_summary
@@ -43,7 +42,7 @@ def scan_videos(
     run = scan.record(flow_name, entries, skipped)
     with run.guard():
         plan = plan_scan(job, settings.extract_job, entries)
-        run.plan(plan)
+        run.plan(plan, index_model=card.model_id if index else None)
         if plan.empty:
             say(f"nothing new: {len(entries)} videos, all features, scores and reports are current")
         else:
@@ -92,14 +91,14 @@ def backfill(settings: Settings, model_url: str, chunk: int = 200) -> dict:
     with SharedCluster(settings.cluster) as cluster:
         for n, part in enumerate(parts, 1):
             say(f"backfill chunk {n}/{len(parts)}: {len(part)} videos")
-            summaries.append(scan_videos(settings, model_url, part, "backfill-chunk", index=False, cluster=cluster))
+            summaries.append(scan_videos(settings, model_url, part, "backfill-chunk", cluster=cluster))
     counts: dict[str, int] = {}
     for s in summaries:
         for k, v in s["counts"].items():
             counts[k] = counts.get(k, 0) + v
     run_id = new_run_id("backfill")
     _, card = locate_model(model_url, settings.storage.options)
-    index = write_index(settings.store, card.model_id)  # once, not per chunk: it reads every report
+    index = settings.store.index(card.model_id)  # each chunk added its reports to it
     summary = {
         "run_id": run_id,
         "flow": "backfill",

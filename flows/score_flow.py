@@ -39,7 +39,7 @@ def score_features(settings: Settings, features_url: str, model_url: str) -> dic
     )
     with run.guard():
         plan = plan_score(job)
-        run.plan(plan)
+        run.plan(plan, index_model=card.model_id)
         logger.info("score plan: %s", plan.work)
         if not plan.empty:
             with dask_runner(settings.cluster) as runner, run.guard():

@@ -159,13 +159,13 @@ def test_cards_written_before_the_schema_still_load():
 def test_cli_reports_an_unexpected_exception_as_a_bug(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
-    import tasks.jobs.report as report
+    import tasks.jobs.report_index as report_index
     from flows.cli import app
 
     def broken(*args, **kwargs):
         raise TypeError("a real bug")
 
-    monkeypatch.setattr(report, "write_index", broken)
+    monkeypatch.setattr(report_index, "rebuild_index", broken)
     result = CliRunner().invoke(app, ["report", "--model-id", "m", "--out", str(tmp_path)])
     assert result.exit_code == 1 and isinstance(result.exception, TypeError)
     assert "internal error (a bug in vad" in result.output and "a real bug" in result.output

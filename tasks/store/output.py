@@ -6,9 +6,11 @@
   features/<extractor_id>/_quarantine/<video_id>.json  videos that failed to decode (fingerprint + reason)
   objects/<detector_id>/<video_id>.parquet            one row per clip (its centre frame)
   scores/<model_id>/<video_id>.parquet                one row per clip
-  scores/<model_id>/evaluation.json  evaluation.md
+  scores/<model_id>/evaluation.json  .md  .html       evaluation (and evaluation.html at the root: models compared)
   reports/<model_id>/<video_id>.json  .html           per-video segment report
-  reports/<model_id>/index.html  segments.parquet     run index across videos
+  reports/<model_id>/index.html  index-<run_id>[-pN].html   the index pages (all time; one run's videos)
+  index/<model_id>/videos|segments/<part>.parquet     the index data, one part per run (tasks/jobs/report_index.py)
+  index/<model_id>/pending/<run_id>.json              a run's planned reports until its part is written
   runs/<run_id>/started.json  manifest.parquet  summary.json  [traceback.txt]   one row per video
   runs/lease.json                                     the run holding the output now (tasks/store/lease.py)
   models/<model_id>/checkpoint.pt  config.json        trained models (config.json = the model card)
@@ -117,8 +119,19 @@ class OutputStore:
     def index(self, model_id: str) -> str:
         return join(self.reports_dir(model_id), "index.html")
 
-    def segments(self, model_id: str) -> str:
-        return join(self.reports_dir(model_id), "segments.parquet")
+    def run_page(self, model_id: str, run_id: str, page: int = 1) -> str:
+        name = f"index-{safe_name(run_id, 'run id')}" + (f"-p{page}" if page > 1 else "")
+        return join(self.reports_dir(model_id), name + ".html")
+
+    def index_dir(self, model_id: str) -> str:
+        return self._url("index", safe_name(model_id, "model id"))
+
+    def index_part(self, model_id: str, kind: str, part: str) -> str:
+        """`kind` is "videos" or "segments"; `part` a run id (or a compacted part named after one)."""
+        return join(self.index_dir(model_id), kind, safe_name(part, "index part") + ".parquet")
+
+    def index_pending(self, model_id: str, run_id: str) -> str:
+        return join(self.index_dir(model_id), "pending", safe_name(run_id, "run id") + ".json")
 
     def lease_file(self) -> str:
         return self._url("runs", "lease.json")
@@ -157,13 +170,18 @@ class OutputStore:
         return self.write_bytes(url, json_bytes(obj))
 
     def read_table(self, url: str) -> ClipTable:
+        table = self.read_arrow(url)
+        return ClipTable(table, decode_metadata(table.schema.metadata))
+
+    def read_arrow(self, url: str) -> pa.Table:
+        """A plain Parquet table (not a clip table)."""
+
         def read() -> pa.Table:
             fs, path = filesystem(url, self.storage_options)
             with fs.open(path, "rb") as f:
                 return pq.read_table(f)
 
-        table = retrying(read, f"reading {url}")
-        return ClipTable(table, decode_metadata(table.schema.metadata))
+        return retrying(read, f"reading {url}")
 
     def write_table(self, url: str, table: pa.Table) -> str:
         return self.write_bytes(url, table_bytes(table))

@@ -10,7 +10,7 @@ import pytest
 from anomaly_models.errors import UsageError
 from tasks.jobs.annotations import AnnotationError, load_annotations, match_annotations
 from tasks.jobs.extract import ExtractJob, extract_video
-from tasks.jobs.report import write_index
+from tasks.jobs.report_index import rebuild_index
 from tasks.media.backbones import ExtractorSpec
 from tasks.media.decoder import IsolatedVideo, TimeLimit, VideoTimeout
 from tasks.media.video import VideoSource
@@ -115,7 +115,7 @@ def test_index_links_are_relative_encoded_and_pages_forbid_scripts(tmp_path):
     for vid in ("javascript:alert(document.domain)/a.mp4", "cam#1/b?.mp4", "cam 2/100%.mp4"):
         report = {"video_id": vid, "max_score": 0.9, "segments": [], "duration_s": 4.0}
         store.write_json(store.report("m", vid, ".json"), report)
-    page = open(write_index(store, "m")).read()
+    page = open(rebuild_index(store, "m")).read()
     assert 'href="./javascript%3Aalert%28document.domain%29/a.mp4.html"' in page
     assert 'href="./cam%231/b%3F.mp4.html"' in page and 'href="./cam%202/100%25.mp4.html"' in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page and "<script" not in page

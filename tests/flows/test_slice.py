@@ -60,8 +60,16 @@ def test_scan_extracts_scores_reports_and_quarantines_corrupted(scanned):
     assert "a&lt;b&gt;&amp;c.mp4" in weird_page and "a<b>&c" not in weird_page
     index = (reports / "index.html").read_text()
     assert "a&lt;b&gt;&amp;c.mp4" in index and "Explosion/000.mp4" in index
-    segments = pd.read_parquet(reports / "segments.parquet")
-    assert set(segments.columns) >= SEGMENT_FIELDS | {"video_id"}
+    segments = pd.read_parquet(out / "index" / MODEL_ID / "segments")  # the index's parts, read as one dataset
+    assert set(segments.columns) >= SEGMENT_FIELDS | {"video_id", "run_id"}
+    from tasks.jobs.report_index import read_index
+    from tasks.store.output import OutputStore
+
+    videos, latest = read_index(OutputStore(str(out)), MODEL_ID)  # each video's latest report
+    reported = sorted(manifest.index.drop("corrupted.mp4"))
+    assert sorted(videos.column("video_id").to_pylist()) == reported
+    flagged = {vid for vid in reported if json.loads((reports / (vid + ".json")).read_text())["segments"]}
+    assert set(latest.column("video_id").to_pylist()) == flagged
 
 
 def test_abnormal_segments_have_thumbnails_and_a_timeline(scanned):
@@ -143,10 +151,14 @@ def test_a_scan_with_nothing_new_loads_neither_torch_nor_prefect_and_keeps_the_i
     assert index.stat().st_mtime_ns == before  # no report changed: the index is not rebuilt (no report read)
     runs = sorted(os.listdir(out / "runs"))
     assert json.loads((out / "runs" / runs[-1] / "summary.json").read_text())["index"] == str(index)
-    report = next(reports.rglob("*.mp4.json"))
-    os.utime(report, ns=(before + 10**9, before + 10**9))  # a report newer than the index (a crash in between)
+    from tasks.jobs.report_index import mark_pending
+
+    vid = str(next(reports.rglob("*.mp4.json")).relative_to(reports)).removesuffix(".json")
+    store = OutputStore(str(out))
+    mark_pending(store, MODEL_ID, "20260101T000000Z-scan-dead00", [vid])  # a run killed after reporting it
     assert quick_scan(*args) == {"code": 0, "loaded": []}
-    assert index.stat().st_mtime_ns > before
+    assert index.stat().st_mtime_ns > before  # the next run indexed the dead run's report
+    assert not os.listdir(out / "index" / MODEL_ID / "pending")
 
 
 def test_scoring_features_of_another_extractor_is_refused(trained_model, tmp_path):
