@@ -84,8 +84,11 @@ def local(total: int = 100_000, updates: int = 30) -> dict:
 
 
 def s3(total: int = 10_000, updates: int = 10) -> dict:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

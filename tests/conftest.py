@@ -18,6 +18,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
+# Prefect configures its console log handler on first import and keeps the stream it found. The CLI imports Prefect
+# lazily, so a selection of tests whose first Prefect import happens inside CliRunner (which swaps sys.stderr for a
+# stream it closes afterwards) would leave later runs logging to a closed file: import it here, with the real one.
+import prefect.main  # noqa: E402, F401  (sets up logging)
+
 # tiny crops keep random-init r3d_18 at ~5 clips/s on 2 cores
 FAST = ["--size", "64"]
 

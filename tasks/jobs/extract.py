@@ -19,6 +19,7 @@ from anomaly_models.errors import VideoError
 
 from ..media.decoder import IsolatedVideo, TimeLimit
 from ..media.devices import configure_threads
+from ..media.prefetch import prefetched
 from ..media.specs import DetectorSpec, ExtractorSpec
 from ..store.archive import Archive, VideoEntry
 from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome, failure_reason
@@ -94,7 +95,8 @@ def _features(source: IsolatedVideo, entry: VideoEntry, job: ExtractJob, device:
             crops.append(out.crops)
         batch.clear()
 
-    for clip in source.clips(spec.clip_len, spec.stride, short_side=spec.short_side):
+    decoded = source.clips(spec.clip_len, spec.stride, short_side=spec.short_side)
+    for clip in prefetched(decoded, depth=2 * job.batch_size):  # the next batch decodes while this one runs
         clips.append((clip.start_frame, clip.end_frame, clip.center_frame))
         batch.append(clip.frames)
         if len(batch) == job.batch_size:
