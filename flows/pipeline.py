@@ -10,36 +10,55 @@ from prefect.states import Completed
 
 from tasks.jobs.plan import Plan, check_inputs
 from tasks.jobs.score import ScoreJob
+from tasks.store.archive import VideoEntry
 from tasks.store.manifest import DONE, VideoOutcome
 
 from .progress import wait_with_progress
 from .runner import submit
 from .settings import Settings
-from .work import extract_video_task, report_video_task, score_batch_task
+from .work import extract_videos_task, report_video_task, score_batch_task
 
 if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
 
 
-def run_extraction(runner: DaskTaskRunner, plan: Plan, settings: Settings) -> list[VideoOutcome]:
-    """One extraction task per planned video on the Dask runner (GPU-annotated with --gpu-tasks)."""
-    if not plan.extract:
+def task_groups(entries: list[VideoEntry], videos: int, megabytes: int, workers: int) -> list[list[VideoEntry]]:
+    """Videos in archive order, packed into tasks of at most `videos` files and `megabytes` MB (a larger file
+    alone), and into at least `workers` tasks when there are that many videos, so every worker gets some: many
+    short files cost one task's orchestration, not one each."""
+    if not entries:
         return []
-    gpu = settings.cluster.gpu_tasks
+    per_task = max(1, min(videos, len(entries) // max(workers, 1)))
+    groups: list[list[VideoEntry]] = [[]]
+    size = 0
+    for entry in entries:
+        if groups[-1] and (len(groups[-1]) >= per_task or size + entry.size > megabytes * 2**20):
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += entry.size
+    return groups
+
+
+def run_extraction(runner: DaskTaskRunner, plan: Plan, settings: Settings) -> list[VideoOutcome]:
+    """Extraction tasks of several videos each (`task_groups`) on the Dask runner (GPU-annotated with --gpu-tasks);
+    one outcome per video."""
+    gpu, e = settings.cluster.gpu_tasks, settings.extractor
+    groups = task_groups(plan.extract, e.task_videos, e.task_mb, settings.cluster.workers)
     futures = [
         submit(
             runner,
-            extract_video_task,
+            extract_videos_task,
             gpu,
-            entry=entry,
+            entries=group,
             store=settings.store,
             job=settings.extract_job,
             archive=settings.archive,
             gpu_requested=gpu,
         )
-        for entry in plan.extract
+        for group in groups
     ]
-    return wait_with_progress(futures, "extracting")
+    return [o for outcomes in wait_with_progress(futures, "extracting", [len(g) for g in groups]) for o in outcomes]
 
 
 def score_and_report(

@@ -8,17 +8,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)
 
 
-def wait_with_progress(futures, description: str) -> list:
-    """Results in completion order; a rich bar shows done/total."""
+def wait_with_progress(futures, description: str, sizes: list[int] | None = None) -> list:
+    """Results in completion order; a rich bar shows done/total (videos, with `sizes`: each future's count)."""
     from prefect.futures import as_completed  # here: `say` is used where Prefect is never loaded
 
+    weight = {id(f): n for f, n in zip(futures, sizes or [1] * len(futures))}
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task(description, total=len(futures))
+        bar = progress.add_task(description, total=sum(weight.values()))
         for future in as_completed(futures):
             results.append(future.result())
-            progress.advance(bar)
+            progress.advance(bar, weight[id(future)])
     return results
 
 

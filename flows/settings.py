@@ -66,6 +66,13 @@ class ExtractorSettings(Section):
     batch_size: int = Field(8, ge=1, description="clips per forward pass")
     tokens: bool = Field(False, description="also store spatial token maps (for ADOR)")
     verify_frames: bool = Field(True, description="probe for listed frames that do not decode and never read them")
+    decode_workers: int | None = Field(
+        None, ge=1, description="videos decoding at once per task (their clips batched together); default: cores / 2"
+    )
+    task_videos: int = Field(16, ge=1, description="at most this many videos per extraction task (short files share)")
+    task_mb: int = Field(
+        2048, ge=1, description="... and at most this many MB of video per task (one larger file alone)"
+    )
 
     @field_validator("backbone")
     @classmethod
@@ -179,7 +186,7 @@ class Settings(Section):
         limit = TimeLimit(c.video_timeout_s, c.video_timeout_per_s, c.stall_timeout_s)
         e = self.extractor
         return ExtractJob(e.spec, e.tokens, self.detector_spec, e.batch_size, c.threads, self.schedule.force, limit,
-                          e.verify_frames)  # fmt: skip
+                          e.verify_frames, e.decode_workers)  # fmt: skip
 
     def replace(self, **flat: Any) -> Settings:
         """A copy with some fields changed, by flat name (e.g. window=32, storage_options={...})."""

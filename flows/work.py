@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.jobs.extract import ExtractJob, extract_video
+from tasks.jobs.extract import ExtractJob, extract_videos
 from tasks.jobs.report import write_video_report
 from tasks.jobs.score import ScoreJob, score_batch
 from tasks.media.devices import pick_device
@@ -15,11 +15,11 @@ from tasks.store.manifest import VideoOutcome
 from tasks.store.output import OutputStore
 
 
-@task(name="extract-video", cache_policy=NO_CACHE)
-def extract_video_task(
-    entry: VideoEntry, store: OutputStore, job: ExtractJob, archive: Archive, gpu_requested: bool = False
-) -> VideoOutcome:
-    return extract_video(entry, store, job, archive, pick_device(gpu_requested))
+@task(name="extract-videos", cache_policy=NO_CACHE)
+def extract_videos_task(
+    entries: list[VideoEntry], store: OutputStore, job: ExtractJob, archive: Archive, gpu_requested: bool = False
+) -> list[VideoOutcome]:
+    return extract_videos(entries, store, job, archive, pick_device(gpu_requested))
 
 
 @task(name="score-videos", cache_policy=NO_CACHE)

@@ -1,5 +1,5 @@
-"""Extract one video: decode clips, run the action backbone in batches, write the feature Parquet; with a
-detector, also the centre-frame object features.
+"""Extract videos: decode clips (several videos at once, `media.feed`), run the action backbone on batches that
+span videos, write one feature Parquet per video; with a detector, also the centre-frame object features.
 
 Only what is missing or stale is computed. A video that cannot be decoded is quarantined (its fingerprint and
 reason recorded) and becomes a `failed` outcome; nothing else is written for it. The networks (torch) are imported
@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -19,8 +21,9 @@ from anomaly_models.errors import VideoError
 
 from ..media.decoder import IsolatedVideo, TimeLimit
 from ..media.devices import configure_threads
-from ..media.prefetch import prefetched
+from ..media.feed import Decoded, Failed, Finished, Hold, Opened, clip_feed, default_decode_workers
 from ..media.specs import DetectorSpec, ExtractorSpec
+from ..media.video import Clip, VideoDecodeError
 from ..store.archive import Archive, VideoEntry
 from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome, failure_reason
 from ..store.output import OutputStore
@@ -39,6 +42,7 @@ class ExtractJob:
     force: bool = False
     limit: TimeLimit = TimeLimit()  # per-video decode time limit
     verify_frames: bool = True  # probe for listed frames that do not decode (and never read them)
+    decode_workers: int | None = None  # videos decoding at once per task; None: from the worker's cores
 
 
 def features_current(store: OutputStore, job: ExtractJob, entry: VideoEntry) -> dict[str, str] | None:
@@ -75,59 +79,46 @@ def _weights_label(weights: str) -> str:
     return "random-init" if weights == "random" else weights
 
 
-def _features(source: IsolatedVideo, entry: VideoEntry, job: ExtractJob, device: str | None) -> pa.Table:
-    from ..media.backbones import cached_extractor
+@dataclass
+class _Video:
+    """One video's extraction in progress: its clips as they are decoded, their features as batches finish."""
 
-    spec = job.spec
-    model = cached_extractor(spec, device)
-    feats: list[np.ndarray] = []
-    toks: list[np.ndarray] = []
-    crops: list[np.ndarray] = []
-    batch: list[np.ndarray] = []
-    clips: list[tuple[int, int, int]] = []
+    entry: VideoEntry
+    have_features: bool
+    timer: Timer = field(default_factory=Timer)
+    clips: list[tuple[int, int, int]] = field(default_factory=list)
+    pooled: dict[int, np.ndarray] = field(default_factory=dict)  # clip number -> features, filled batch by batch
+    tokens: dict[int, np.ndarray] = field(default_factory=dict)
+    crops: dict[int, np.ndarray] = field(default_factory=dict)
+    info: dict | None = None  # set when its last clip was decoded
+    hold: Hold | None = None
+    outcome: VideoOutcome | None = None
 
-    def flush() -> None:
-        out = model.extract(np.stack(batch), job.tokens)
-        feats.append(out.pooled)
-        if out.tokens is not None:
-            toks.append(out.tokens)
-        if out.crops is not None:
-            crops.append(out.crops)
-        batch.clear()
+    @property
+    def ready(self) -> bool:
+        return self.outcome is None and self.info is not None and len(self.pooled) == len(self.clips)
 
-    decoded = source.clips(spec.clip_len, spec.stride, short_side=spec.short_side)
-    for clip in prefetched(decoded, depth=2 * job.batch_size):  # the next batch decodes while this one runs
-        clips.append((clip.start_frame, clip.end_frame, clip.center_frame))
-        batch.append(clip.frames)
-        if len(batch) == job.batch_size:
-            flush()
-    if batch:
-        flush()
-    starts, ends, centers = (np.array(c) for c in zip(*clips))
+
+def _feature_table(v: _Video, job: ExtractJob) -> pa.Table:
+    spec, info, n = job.spec, v.info or {}, len(v.clips)
+    starts, ends, centers = (np.array(c) for c in zip(*v.clips))
     meta = {
         "extractor_id": spec.extractor_id,
-        "fps": source.fps,
-        "frame_count": source.n_frames,
-        "reported_frame_count": source.reported_frames,
-        "fingerprint": entry.fingerprint,
-        "video_id": entry.video_id,
-        "width": source.native_width,
-        "height": source.native_height,
+        "fps": info["fps"],
+        "frame_count": info["frame_count"],
+        "reported_frame_count": info["reported_frame_count"],
+        "fingerprint": v.entry.fingerprint,
+        "video_id": v.entry.video_id,
+        "width": info["width"],
+        "height": info["height"],
         "weights": _weights_label(spec.weights),
         "extractor_spec": json.dumps(dataclasses.asdict(spec)),
-        "source_url": entry.url,
+        "source_url": v.entry.url,
     }
-    return feature_table(
-        entry.video_id,
-        starts,
-        ends,
-        centers,
-        source.fps,
-        np.concatenate(feats),
-        meta,
-        np.concatenate(toks) if job.tokens else None,
-        np.concatenate(crops) if crops else None,
-    )
+    pooled = np.stack([v.pooled[i] for i in range(n)])
+    tokens = np.stack([v.tokens[i] for i in range(n)]) if job.tokens else None
+    crops = np.stack([v.crops[i] for i in range(n)]) if v.crops else None
+    return feature_table(v.entry.video_id, starts, ends, centers, info["fps"], pooled, meta, tokens, crops)
 
 
 def _objects(
@@ -153,52 +144,164 @@ def _objects(
 def extract_video(
     entry: VideoEntry, store: OutputStore, job: ExtractJob, archive: Archive | None = None, device: str | None = None
 ) -> VideoOutcome:
-    """Action features (and tokens) per clip, plus object features of each clip's centre frame when the job has a
-    detector; only what is missing or stale is computed. Any failure is this video's `failed` outcome."""
-    timer = Timer()
-    spec = job.spec
-    target = store.features(spec.extractor_id, entry.video_id)
-    try:  # every read and write of this video, freshness checks included: a fault fails this video only
-        have_features = not job.force and features_current(store, job, entry) is not None
-        have_objects = not job.force and objects_current(store, job, entry)
-        if have_features and have_objects:
-            return VideoOutcome(entry.video_id, SKIPPED, "extract", output=target, started_at=timer.started_at)
+    """`extract_videos` of one video."""
+    return extract_videos([entry], store, job, archive, device)[0]
+
+
+def extract_videos(
+    entries: list[VideoEntry],
+    store: OutputStore,
+    job: ExtractJob,
+    archive: Archive | None = None,
+    device: str | None = None,
+) -> list[VideoOutcome]:
+    """Action features (and tokens) per clip of each video, plus object features of each clip's centre frame when
+    the job has a detector; only what is missing or stale is computed. `job.decode_workers` videos decode at once
+    (`media.feed`) and every forward pass takes `job.batch_size` clips from whichever videos they came from. Any
+    failure is that video's `failed` outcome (a failed forward pass fails the videos it held clips of); the others
+    go on. Outcomes in the order of `entries`."""
+    videos: list[_Video] = []
+    for entry in entries:
+        video = _Video(entry, have_features=False)
+        try:  # every read and write of a video, freshness checks included: a fault fails this video only
+            video.have_features = not job.force and features_current(store, job, entry) is not None
+            have_objects = not job.force and objects_current(store, job, entry)
+        except Exception as exc:
+            video.outcome = _failed(video, exc)
+        else:
+            if video.have_features and have_objects:
+                target = store.features(job.spec.extractor_id, entry.video_id)
+                video.outcome = VideoOutcome(entry.video_id, SKIPPED, "extract", output=target,
+                                             started_at=video.timer.started_at)  # fmt: skip
+        videos.append(video)
+    todo = [v for v in videos if v.outcome is None]
+    if todo:
         configure_threads(job.threads)
+        _run(todo, store, job, archive, device)
+    return [v.outcome or _failed(v, RuntimeError("not extracted")) for v in videos]
+
+
+def _failed(video: _Video, exc: BaseException) -> VideoOutcome:
+    return VideoOutcome(video.entry.video_id, FAILED, "extract", error=failure_reason(exc),
+                        seconds=video.timer.seconds, started_at=video.timer.started_at)  # fmt: skip
+
+
+def _run(todo: list[_Video], store: OutputStore, job: ExtractJob, archive: Archive | None, device: str | None) -> None:
+    spec = job.spec
+    model = None
+    if any(not v.have_features for v in todo):
+        from ..media.backbones import cached_extractor
+
+        model = cached_extractor(spec, device)
+
+    @contextmanager
+    def open_video(video: _Video) -> Iterator[IsolatedVideo]:
         with (
-            (archive or Archive(entry.url)).local_copy(entry) as path,
-            IsolatedVideo(path, entry.video_id, job.limit, job.verify_frames) as source,
+            (archive or Archive(video.entry.url)).local_copy(video.entry) as path,
+            IsolatedVideo(path, video.entry.video_id, job.limit, job.verify_frames) as source,
         ):
-            features = store.read_table(target).table if have_features else _features(source, entry, job, device)
-            if not have_features:
-                store.write_table(target, features)
-            if job.detector is not None:  # rewritten with fresh features too: objects follow the features' clips
-                store.write_table(
-                    store.objects(job.detector.detector_id, entry.video_id),
-                    _objects(source, entry, features, job.detector, device),
-                )
-    except VideoError as exc:  # cannot decode, or timed out: quarantined until the file changes (or --force)
-        store.write_json(
-            store.quarantine(spec.extractor_id, entry.video_id),
-            {"fingerprint": entry.fingerprint, "reason": exc.reason},
-        )
-        return VideoOutcome(
-            entry.video_id, FAILED, "extract", error=exc.reason, seconds=timer.seconds, started_at=timer.started_at
-        )
-    except Exception as exc:  # one video's failure (a vanished object, a model error) never stops the others
-        return VideoOutcome(
-            entry.video_id,
-            FAILED,
-            "extract",
-            error=failure_reason(exc),
-            seconds=timer.seconds,
-            started_at=timer.started_at,
-        )
-    return VideoOutcome(
-        entry.video_id,
-        DONE,
-        "extract",
-        seconds=timer.seconds,
-        clips=features.num_rows,
-        output=target,
-        started_at=timer.started_at,
-    )
+            yield source
+
+    def read_clips(video: _Video, source: IsolatedVideo) -> Iterator[Clip]:
+        if video.have_features:  # only the objects are missing: no clip is decoded
+            return iter(())
+        return source.clips(spec.clip_len, spec.stride, short_side=spec.short_side)
+
+    batch: list[tuple[_Video, int, np.ndarray]] = []
+
+    def flush() -> None:
+        if not batch or model is None:
+            return
+        held = [b for b in batch if b[0].outcome is None]
+        batch.clear()
+        if not held:
+            return
+        try:
+            out = model.extract(np.stack([frames for _, _, frames in held]), job.tokens)
+        except Exception as exc:  # one bad batch fails the videos in it, not the run
+            for video in {id(v): v for v, _, _ in held}.values():
+                _finish_failed(video, exc, store, job)
+            return
+        for row, (video, number, _) in enumerate(held):
+            video.pooled[number] = out.pooled[row]
+            if out.tokens is not None:
+                video.tokens[number] = out.tokens[row]
+            if out.crops is not None:
+                video.crops[number] = out.crops[row]
+
+    def finish_ready() -> None:
+        for video in todo:
+            if video.ready:
+                _finish(video, store, job, device)
+
+    workers = job.decode_workers or default_decode_workers()
+    for event in clip_feed(todo, open_video, read_clips, workers, depth=2 * job.batch_size * workers,
+                           hold=job.detector is not None):  # fmt: skip
+        if isinstance(event, Opened):
+            todo[event.index].timer = event.timer
+        elif isinstance(event, Decoded):
+            video = todo[event.index]
+            if video.outcome is None and not video.have_features:
+                clip = event.clip
+                video.clips.append((clip.start_frame, clip.end_frame, clip.center_frame))
+                batch.append((video, len(video.clips) - 1, clip.frames))
+                if len(batch) >= job.batch_size:
+                    flush()
+                    finish_ready()
+        elif isinstance(event, Finished):
+            video = todo[event.index]
+            video.info, video.hold = event.info, event.hold
+            if video.hold is not None or video.have_features:  # the decode thread waits for it: finish it now
+                if any(v is video for v, _, _ in batch):
+                    flush()
+                _finish(video, store, job, device)
+            finish_ready()
+        elif isinstance(event, Failed):
+            _finish_failed(todo[event.index], event.error, store, job)
+    flush()
+    finish_ready()
+
+
+def _finish(video: _Video, store: OutputStore, job: ExtractJob, device: str | None) -> None:
+    """Write a video whose clips all have features (and its objects, from the decode thread's open video)."""
+    entry, spec = video.entry, job.spec
+    target = store.features(spec.extractor_id, entry.video_id)
+    try:
+        if video.outcome is not None:
+            return
+        if video.have_features:
+            features = store.read_table(target).table
+        else:
+            if not video.clips:
+                raise VideoDecodeError(entry.video_id, "no clips could be read")
+            features = _feature_table(video, job)
+            store.write_table(target, features)
+        if job.detector is not None and video.hold is not None:  # objects follow the features' clips
+            store.write_table(store.objects(job.detector.detector_id, entry.video_id),
+                              _objects(video.hold.video, entry, features, job.detector, device))  # fmt: skip
+        timer = video.timer
+        video.outcome = VideoOutcome(entry.video_id, DONE, "extract", seconds=timer.seconds, clips=features.num_rows,
+                                     output=target, started_at=timer.started_at)  # fmt: skip
+    except Exception as exc:
+        _finish_failed(video, exc, store, job)
+    finally:
+        if video.hold is not None:
+            video.hold.release()
+
+
+def _finish_failed(video: _Video, exc: BaseException, store: OutputStore, job: ExtractJob) -> None:
+    """A video that cannot be decoded, or timed out, is quarantined until the file changes (or --force); any other
+    failure (a vanished object, a model or storage error) only fails it."""
+    if video.outcome is not None and video.outcome.status == FAILED:
+        return
+    if isinstance(exc, VideoError):
+        try:
+            store.write_json(store.quarantine(job.spec.extractor_id, video.entry.video_id),
+                             {"fingerprint": video.entry.fingerprint, "reason": exc.reason})  # fmt: skip
+        except Exception as write_error:
+            exc = write_error
+    video.outcome = VideoOutcome(video.entry.video_id, FAILED, "extract",
+                                 error=exc.reason if isinstance(exc, VideoError) else failure_reason(exc),
+                                 seconds=video.timer.seconds, started_at=video.timer.started_at)  # fmt: skip
+    if video.hold is not None:
+        video.hold.release()

@@ -1,0 +1,122 @@
+"""Feeding benchmark (#15 item 1): can the decode side keep a fast model busy?
+
+On generated 1280x720 H.264 videos (the camera case; synthetic content):
+- decode K: K threads, each with its own decoder child, reading the clips of a share of the videos exactly as
+  extraction does (decord, chunked, resized to the backbone's short side), no model: clips/s;
+- pipeline K: `extract_videos` with `decode_workers=K` and a STAND-IN MODEL OF ZERO COST (benchmark only: it
+  returns zeros at once), so the figure is everything but the network: decode, batching across videos, Parquet
+  writes; clips/s and pipeline K / decode K (target >= 0.9);
+- decode 2 / decode 1 on this machine's cores (target >= 1.7x on 2 cores);
+- decoder efficiency on one file: decord with the pipeline's resize, frames/s, over PyAV's decode-only frames/s
+  (one thread each; target >= 0.8).
+Prints a JSON line; writes bench/results/feed.json (+ .md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from results_io import machine, save_results  # noqa: E402
+
+import tasks.media.backbones as backbones  # noqa: E402
+from tasks.jobs.extract import ExtractJob, extract_videos  # noqa: E402
+from tasks.media.backbones.base import ClipFeatures  # noqa: E402
+from tasks.media.decoder import IsolatedVideo  # noqa: E402
+from tasks.media.specs import ExtractorSpec  # noqa: E402
+from tasks.media.synthetic import generate_archive  # noqa: E402
+from tasks.media.video import ClipReader  # noqa: E402
+from tasks.store.archive import discover_videos  # noqa: E402
+from tasks.store.output import OutputStore  # noqa: E402
+
+SPEC = ExtractorSpec("r3d_18")  # 112 px crops from a 128 px short side
+
+
+class ZeroCostModel:
+    """Benchmark stand-in: features of zeros, at once."""
+
+    def extract(self, clips: np.ndarray, tokens: bool = False) -> ClipFeatures:
+        return ClipFeatures(np.zeros((len(clips), 512), np.float32), None, None)
+
+
+def decode_rate(paths: list[str], workers: int) -> float:
+    clips = [0] * workers
+
+    def work(k: int) -> None:
+        for path in paths[k::workers]:
+            with IsolatedVideo(path) as video:
+                for _ in video.clips(SPEC.clip_len, SPEC.stride, short_side=SPEC.short_side):
+                    clips[k] += 1
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(workers)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return sum(clips) / (time.perf_counter() - t)
+
+
+def pipeline_rate(entries, workers: int, out: str) -> float:
+    backbones.cached_extractor = lambda spec, device=None: ZeroCostModel()  # benchmark only
+    t = time.perf_counter()
+    outcomes = extract_videos(entries, OutputStore(out), ExtractJob(SPEC, batch_size=8, decode_workers=workers))
+    assert all(o.status == "done" for o in outcomes), outcomes
+    return sum(o.clips for o in outcomes) / (time.perf_counter() - t)
+
+
+def decoder_efficiency(path: str) -> dict:
+    import av
+
+    t = time.perf_counter()
+    frames = sum(len(c.frames) for c in ClipReader(path, 16, 16, short_side=SPEC.short_side, num_threads=1))
+    decord_fps = frames / (time.perf_counter() - t)
+    t, n = time.perf_counter(), 0
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type, stream.thread_count = "SLICE", 1
+        for _ in container.decode(stream):
+            n += 1
+    pyav_fps = n / (time.perf_counter() - t)
+    return {"decord_resized_fps": round(decord_fps, 1), "pyav_decode_only_fps": round(pyav_fps, 1),
+            "decord_over_pyav": round(decord_fps / pyav_fps, 3)}  # fmt: skip
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        generate_archive(os.path.join(tmp, "a"), 8, seed=11, fps=25, size=(1280, 720), duration_s=(6.4, 6.4))
+        entries = discover_videos(os.path.join(tmp, "a"))
+        paths = [e.url for e in entries]
+        decode_rate(paths[:1], 1)  # warm: decoder children started, files in the page cache
+        rows = {}
+        for k in (1, 2):
+            decode = decode_rate(paths, k)
+            pipeline = pipeline_rate(entries, k, os.path.join(tmp, f"out{k}"))
+            rows[f"{k} decode workers"] = {"decode_clips_per_s": round(decode, 2),
+                                           "pipeline_clips_per_s": round(pipeline, 2),
+                                           "pipeline_over_decode": round(pipeline / decode, 3)}  # fmt: skip
+        efficiency = decoder_efficiency(paths[0])
+    result = {
+        "feed": rows,
+        "decode_2_over_1": round(
+            rows["2 decode workers"]["decode_clips_per_s"] / rows["1 decode workers"]["decode_clips_per_s"], 3
+        ),  # fmt: skip
+        **efficiency,
+        "videos": "8 generated 1280x720 H.264, 25 fps, 6.4 s (10 clips of 16 frames each)",
+        "targets": "pipeline/decode >= 0.9; decode 2/1 >= 1.7 on 2 cores; decord/PyAV >= 0.8",
+        "note": "pipeline uses a zero-cost stand-in model (benchmark only): it measures the feeding, not a network",
+        "cores": os.cpu_count(),
+        "machine": machine(),
+    }
+    save_results("feed", result)
+
+
+if __name__ == "__main__":
+    main()
