@@ -8,7 +8,11 @@ STAMP := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
+# FFmpeg's shared libraries for the torchcodec decoder backend (Debian 12's FFmpeg 5.1), when missing
+FFMPEG_LIBS := libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavdevice59 libavfilter8
+
 $(STAMP): pyproject.toml
+	ldconfig -p | grep -q 'libavcodec.so.59 ' || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FFMPEG_LIBS) >/dev/null; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first: these exact versions are served from this machine's disk
@@ -30,6 +34,9 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/feed.py
+	$(BIN)/python bench/small_files.py
+	$(BIN)/python bench/index.py
 	$(BIN)/python bench/objects.py
 	test -d vad-demo/models || $(MAKE) demo
 	$(BIN)/python bench/cli.py

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from anomaly_models.errors import UsageError
 from anomaly_models.registry import MODELS
 from tasks.jobs.extract import ExtractJob
+from tasks.media.backends import DECODERS
 from tasks.media.decoder import TimeLimit
 from tasks.media.specs import BACKBONES, DETECTORS, DetectorSpec, ExtractorSpec, check_spec
 from tasks.models.card import ModelCard
@@ -73,11 +74,24 @@ class ExtractorSettings(Section):
     task_mb: int = Field(
         2048, ge=1, description="... and at most this many MB of video per task (one larger file alone)"
     )
+    decoder: str = Field("decord", description="decoder backend: decord | pyav | torchcodec (same clips; see README)")
+    precision: str = Field("fp32", description="fp32 | bf16 | fp16: the backbone under autocast (bf16/fp16 on GPUs)")
+    channels_last: bool = Field(False, description="3D convolutions channels-last (faster on recent GPUs)")
 
     @field_validator("backbone")
     @classmethod
     def _known_backbone(cls, v: str) -> str:
         return one_of(v, BACKBONES, "backbone")
+
+    @field_validator("decoder")
+    @classmethod
+    def _known_decoder(cls, v: str) -> str:
+        return one_of(v, DECODERS, "decoder")
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, v: str) -> str:
+        return one_of(v, ("fp32", "bf16", "fp16"), "precision")
 
     @model_validator(mode="after")
     def _backbone_takes_these_inputs(self) -> ExtractorSettings:
@@ -186,7 +200,7 @@ class Settings(Section):
         limit = TimeLimit(c.video_timeout_s, c.video_timeout_per_s, c.stall_timeout_s)
         e = self.extractor
         return ExtractJob(e.spec, e.tokens, self.detector_spec, e.batch_size, c.threads, self.schedule.force, limit,
-                          e.verify_frames, e.decode_workers)  # fmt: skip
+                          e.verify_frames, e.decode_workers, e.decoder, e.precision, e.channels_last)  # fmt: skip
 
     def replace(self, **flat: Any) -> Settings:
         """A copy with some fields changed, by flat name (e.g. window=32, storage_options={...})."""

@@ -43,6 +43,9 @@ class ExtractJob:
     limit: TimeLimit = TimeLimit()  # per-video decode time limit
     verify_frames: bool = True  # probe for listed frames that do not decode (and never read them)
     decode_workers: int | None = None  # videos decoding at once per task; None: from the worker's cores
+    decoder: str = "decord"  # media.backends: decord | pyav | torchcodec (not part of the extractor id)
+    precision: str = "fp32"  # fp32 | bf16 | fp16: the forward under autocast (not part of the extractor id)
+    channels_last: bool = False  # 3D convolutions channels-last (not part of the extractor id)
 
 
 def features_current(store: OutputStore, job: ExtractJob, entry: VideoEntry) -> dict[str, str] | None:
@@ -114,6 +117,9 @@ def _feature_table(v: _Video, job: ExtractJob) -> pa.Table:
         "weights": _weights_label(spec.weights),
         "extractor_spec": json.dumps(dataclasses.asdict(spec)),
         "source_url": v.entry.url,
+        "decoder": job.decoder,
+        "precision": job.precision,
+        "channels_last": str(job.channels_last).lower(),
     }
     pooled = np.stack([v.pooled[i] for i in range(n)])
     tokens = np.stack([v.tokens[i] for i in range(n)]) if job.tokens else None
@@ -192,13 +198,13 @@ def _run(todo: list[_Video], store: OutputStore, job: ExtractJob, archive: Archi
     if any(not v.have_features for v in todo):
         from ..media.backbones import cached_extractor
 
-        model = cached_extractor(spec, device)
+        model = cached_extractor(spec, device).feeding(job.precision, job.channels_last)
 
     @contextmanager
     def open_video(video: _Video) -> Iterator[IsolatedVideo]:
         with (
             (archive or Archive(video.entry.url)).local_copy(video.entry) as path,
-            IsolatedVideo(path, video.entry.video_id, job.limit, job.verify_frames) as source,
+            IsolatedVideo(path, video.entry.video_id, job.limit, job.verify_frames, job.decoder) as source,
         ):
             yield source
 

@@ -91,14 +91,21 @@ class IsolatedVideo:
     """A video opened in the decoder child: the VideoSource interface (n_frames, fps, sizes, clips, frames,
     frames_or_none), every call under the video's time limit. Use as a context manager."""
 
-    def __init__(self, path: str, name: str | None = None, limit: TimeLimit | None = None, verify: bool = True):
+    def __init__(
+        self,
+        path: str,
+        name: str | None = None,
+        limit: TimeLimit | None = None,
+        verify: bool = True,
+        backend: str = "decord",
+    ):
         self.name = name or path
         self.limit = limit or TimeLimit()
         self.started = time.monotonic()
         self.deadline = self.started + self.limit.base_s
         self._decoder = _decoder()
         self._streaming = False
-        info = self._call("open", path=path, name=self.name, verify=verify)
+        info = self._call("open", path=path, name=self.name, verify=verify, backend=backend)
         self.n_frames, self.reported_frames, self.fps = info["n_frames"], info["reported_frames"], info["fps"]
         self.native_height, self.native_width = info["native_height"], info["native_width"]
         self.deadline = self.started + self.limit.for_duration(self.n_frames / self.fps)
@@ -195,7 +202,7 @@ def _serve(conn: Connection) -> None:
             return
         try:
             if method == "open":
-                source = VideoSource(kwargs["path"], kwargs["name"], kwargs["verify"])
+                source = VideoSource(kwargs["path"], kwargs["name"], kwargs["verify"], kwargs.get("backend", "decord"))
                 conn.send(
                     (
                         "value",

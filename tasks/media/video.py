@@ -1,7 +1,8 @@
-"""One video source over decord: clips in bounded memory, frames at given indices, thumbnails.
+"""One video source over a decoder backend (`backends`: decord by default, PyAV, torchcodec): clips in bounded
+memory, frames at given indices, thumbnails.
 
-The one place that opens decord and turns its errors (RuntimeError, or decord's DECORDError, which is not one)
-into the project's `VideoDecodeError`.
+The one place that opens a video and turns its decoder's errors (RuntimeError, decord's DECORDError, which is not
+one, PyAV's FFmpegError) into the project's `VideoDecodeError`.
 
 Clips: `clip_len` consecutive frames every `stride` frames, plus each clip's centre frame. Frames are read in
 chunks of about 64 (decord's fast path) and dropped as soon as no later clip needs them, so a reader holds at most
@@ -16,18 +17,13 @@ import bisect
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from anomaly_models.errors import VideoError
 
-try:  # decord raises its own DECORDError (not a RuntimeError) on bad streams
-    from decord._ffi.base import DECORDError
-except Exception:  # pragma: no cover - decord always ships it
-    DECORDError = RuntimeError
-
-DECODE_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, DECORDError)
+from .backends import Decoder, FrameReader, decoder
 
 
 class VideoDecodeError(VideoError):
@@ -46,11 +42,11 @@ def decoder_reason(exc: BaseException) -> str:
 
 
 @contextmanager
-def decoding(name: str) -> Iterator[None]:
-    """Decoder errors inside become VideoDecodeError(name, reason)."""
+def decoding(name: str, backend: Decoder) -> Iterator[None]:
+    """The backend's decoder errors inside become VideoDecodeError(name, reason)."""
     try:
         yield
-    except DECODE_ERRORS as exc:
+    except backend.errors() as exc:
         raise VideoDecodeError(name, decoder_reason(exc)) from exc
 
 
@@ -123,16 +119,13 @@ class VideoSource:
     `n_frames` counts only frames that really decode (`decodable_frames`); when the container lists more,
     `reported_frames` keeps its count and nothing past the real frames is ever read."""
 
-    def __init__(self, path: str, name: str | None = None, verify: bool = True):
-        import decord
-
+    def __init__(self, path: str, name: str | None = None, verify: bool = True, backend: str = "decord"):
         self.path, self.name = path, name or path
-        with decoding(self.name):
-            probe = decord.VideoReader(path, num_threads=1)
-            self.n_frames = self.reported_frames = len(probe)
-            self.fps = float(probe.get_avg_fps())
-            self.native_height, self.native_width = probe[0].shape[:2]
-            del probe
+        self.backend = decoder(backend)
+        with decoding(self.name, self.backend):
+            info = self.backend.info(path)
+        self.n_frames = self.reported_frames = info.n_frames
+        self.fps, self.native_height, self.native_width = info.fps, info.height, info.width
         if self.n_frames == 0 or not self.fps > 0:
             raise VideoDecodeError(self.name, f"no frames or no frame rate (frames={self.n_frames}, fps={self.fps})")
         probe = decodable_frames(path) if verify else None
@@ -146,16 +139,14 @@ class VideoSource:
     def duration_s(self) -> float:
         return self.n_frames / self.fps
 
-    def reader(self, height: int, width: int, num_threads: int = 1) -> Any:
-        import decord
+    def reader(self, height: int, width: int, num_threads: int = 1) -> FrameReader:
+        with decoding(self.name, self.backend):
+            return self.backend.reader(self.path, height, width, num_threads)
 
-        with decoding(self.name):
-            return decord.VideoReader(self.path, width=width, height=height, num_threads=num_threads)
-
-    def read(self, reader: Any, indices: Sequence[int]) -> np.ndarray:
+    def read(self, reader: FrameReader, indices: Sequence[int]) -> np.ndarray:
         """Frames [N, H, W, 3] uint8 at the indices."""
-        with decoding(self.name):
-            return reader.get_batch(list(indices)).asnumpy()
+        with decoding(self.name, self.backend):
+            return reader.read(list(indices))
 
     def clips(
         self, clip_len: int = 16, stride: int = 16, short_side: int | None = None, chunk: int = 64, num_threads: int = 1
@@ -198,10 +189,11 @@ class ClipReader:
         chunk: int = 64,
         num_threads: int = 1,
         name: str | None = None,
+        backend: str = "decord",
     ):
         if clip_len < 1 or stride < 1 or chunk < 1:
             raise ValueError("clip_len, stride and chunk must be >= 1")
-        self.source = source if isinstance(source, VideoSource) else VideoSource(source, name)
+        self.source = source if isinstance(source, VideoSource) else VideoSource(source, name, backend=backend)
         self.clip_len, self.stride, self.chunk = clip_len, stride, chunk
         self.max_buffered = 0
         self.n_frames, self.fps = self.source.n_frames, self.source.fps

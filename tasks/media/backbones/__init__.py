@@ -3,6 +3,8 @@ catalog (`tasks.media.specs.BACKBONES`, torch-free). Adding one is a module here
 
 from .base import (
     BACKBONES,
+    PARITY_COSINE,
+    PRECISIONS,
     ActionBackbone,
     ExtractorSpec,
     WeightsError,
@@ -14,6 +16,8 @@ from .base import (
 
 __all__ = [
     "BACKBONES",
+    "PARITY_COSINE",
+    "PRECISIONS",
     "ActionBackbone",
     "ExtractorSpec",
     "WeightsError",

@@ -36,11 +36,25 @@ __all__ = [
 ]
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+# autocast against fp32 on the same clips: the cosine similarity of each clip's feature is at least this (CPU bf16,
+# random-init r3d_18, i3d, s3d, c3d, tsm, mvit_v2_s: measured >= 0.99995; tests/tasks/test_backbone_feeding.py).
+# fp16 is for CUDA (CPU kernels for it are few and slow): not measured on this machine
+PARITY_COSINE = {"bf16": 0.999, "fp16": 0.999}
+
+
 class ActionBackbone(nn.Module):
     """Base class: subclasses implement `build` and `forward_features`; their input contract (crop, resize,
-    normalisation) is their entry in the catalog (`specs.BACKBONES`)."""
+    normalisation) is their entry in the catalog (`specs.BACKBONES`).
+
+    How a batch is fed (`feeding`): on CUDA the decoded clips are copied from pinned memory without blocking;
+    `precision` runs the forward under autocast (bf16 or fp16; features come back as float32); `channels_last`
+    stores 3D convolutions' inputs and weights channels-last (faster on recent GPUs). Defaults: fp32, contiguous.
+    None of them is part of the extractor id; each is recorded in the feature table."""
 
     info: BackboneInfo
+    precision: str = "fp32"
+    channels_last: bool = False
     net: Any  # the wrapped torchvision (or other) network; families reach into its layers
     _mean: torch.Tensor
     _std: torch.Tensor
@@ -55,6 +69,18 @@ class ActionBackbone(nn.Module):
 
     def build(self, spec: ExtractorSpec) -> nn.Module:
         raise NotImplementedError
+
+    def feeding(self, precision: str = "fp32", channels_last: bool = False) -> ActionBackbone:
+        """Set how batches are fed (class docstring); returns self."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
+        if channels_last != self.channels_last:  # 3D convolutions' weights only (2D layers keep theirs)
+            layout = torch.channels_last_3d if channels_last else torch.contiguous_format
+            for param in self.net.parameters():
+                if param.dim() == 5:
+                    param.data = param.data.contiguous(memory_format=layout)
+        self.precision, self.channels_last = precision, channels_last
+        return self
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, 3, T, H, W] normalised -> (pooled [B, D], tokens [B, N, C])."""
@@ -85,7 +111,9 @@ class ActionBackbone(nn.Module):
     def normalise(self, clips: np.ndarray) -> torch.Tensor:
         """uint8 [B, T, H, W, 3] decoded with short side ~ short_side -> normalised float [B, 3, T, H', W'] with
         H', W' >= the crop size."""
-        x = torch.from_numpy(np.ascontiguousarray(clips)).to(self._mean.device)
+        x = torch.from_numpy(np.ascontiguousarray(clips))
+        device = self._mean.device
+        x = x.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else x.to(device)
         x = x.permute(0, 4, 1, 2, 3).float().div_(255.0)
         crop = self.spec.crop_size
         h, w = x.shape[-2:]
@@ -129,11 +157,14 @@ class ActionBackbone(nn.Module):
         x = self.normalise(clips)
         pooled, maps = [], None
         centre = 0 if self.spec.crops == 1 else 4
+        layout = torch.channels_last_3d if self.channels_last else torch.contiguous_format
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         for i, view in enumerate(self.crop_views(x)):
-            p, tok = self.forward_features(view.contiguous())
+            with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+                p, tok = self.forward_features(view.contiguous(memory_format=layout))
             pooled.append(p.float())
             if i == centre:
-                maps = tok
+                maps = tok.float() if tok is not None else None
         per_crop = torch.stack(pooled, 1)  # [B, K, D]
         return ClipFeatures(
             per_crop.mean(1).cpu().numpy(),
