@@ -130,11 +130,31 @@ def train(
 @torch.no_grad()
 def predict(model: torch.nn.Module, video, window: int, device: str = "cpu", batch_size: int = 32) -> np.ndarray:
     """One anomaly score per clip: last-stage window scores averaged over every window covering the clip."""
+    return predict_many(model, [video], window, device, batch_size)[0]
+
+
+@torch.no_grad()
+def predict_many(
+    model: torch.nn.Module, videos: Sequence, window: int, device: str = "cpu", batch_size: int = 32
+) -> list[np.ndarray]:
+    """`predict` of several videos, their windows sent through the model together, `batch_size` at a time: short
+    videos fill batches instead of each making its own small forward pass. Windows are independent samples, so
+    each video's scores do not depend on its neighbours. Videos whose inputs have other shapes (they cannot share a
+    batch) are scored one at a time."""
     model.to(device).eval()
-    arrays, mask, starts, length, _ = _windows(video, window)
+    cut = [_windows(v, window) for v in videos]
+    first = cut[0][0]
+    if any(c[0].keys() != first.keys() or any(c[0][n].shape[1:] != first[n].shape[1:] for n in first) for c in cut):
+        return [predict_many(model, [v], window, device, batch_size)[0] for v in videos]
+    arrays = {n: np.concatenate([c[0][n] for c in cut]) for n in first}
+    mask = np.concatenate([c[1] for c in cut])
     outs = []
-    for i in range(0, len(starts), batch_size):
+    for i in range(0, len(mask), batch_size):
         xb = {n: torch.from_numpy(a[i : i + batch_size]).to(device) for n, a in arrays.items()}
         mb = torch.from_numpy(mask[i : i + batch_size]).to(device)
         outs.append(_forward(model, xb, mb)[-1].float().cpu().numpy())
-    return stitch(np.concatenate(outs), starts, length)
+    scores, result, offset = np.concatenate(outs), [], 0
+    for _, _, starts, length, _ in cut:
+        result.append(stitch(scores[offset : offset + len(starts)], starts, length))
+        offset += len(starts)
+    return result

@@ -4,13 +4,14 @@ scores/<model_id>/<video_id>.parquet. A model only scores features of the extrac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..models.card import ModelCard
 from ..models.inputs import InputSource
 from ..models.repository import load_model
 from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome, failure_reason
 from ..store.output import OutputStore
-from ..store.tables import scores_table
+from ..store.tables import ClipTable, scores_table
 
 
 @dataclass(frozen=True)
@@ -33,37 +34,66 @@ class ScoreJob:
         return {"fingerprint": fingerprint, "checkpoint_sha256": self.card.checkpoint_sha256}
 
 
-def score_video(job: ScoreJob, video_id: str, device: str = "cpu") -> VideoOutcome:
-    timer = Timer()
-    card, out = job.card, job.out
-    features, inputs = job.source.load(video_id)
-    card.require_features(features.metadata["extractor_id"], where=job.source.features_dir)
-    target = out.scores(card.model_id, video_id)
-    if not job.force and out.is_current(target, job.scores_expected(features.metadata["fingerprint"])):
-        return VideoOutcome(video_id, SKIPPED, "score", output=target, started_at=timer.started_at)
-    from anomaly_models.training import predict  # torch: only where a video is really scored
-
-    scores = predict(load_model(job.model_store, card, device), inputs, card.window, device)
-    meta = {
-        **{k: features.metadata[k] for k in ("fps", "frame_count", "fingerprint", "extractor_id")},
-        "source_url": features.metadata.get("source_url", ""),
-        "model_id": card.model_id,
-        "checkpoint_sha256": card.checkpoint_sha256,
-        "threshold": card.threshold,
-    }
-    out.write_table(target, scores_table(features, video_id, scores, meta))
-    return VideoOutcome(
-        video_id, DONE, "score", seconds=timer.seconds, clips=len(scores), output=target, started_at=timer.started_at
-    )
-
-
 def score_batch(job: ScoreJob, video_ids: list[str], device: str = "cpu") -> list[VideoOutcome]:
-    """One task scores a batch of videos (the model is loaded once per worker and cached); one bad table never
-    stops the batch."""
-    outcomes = []
+    """One task scores a batch of videos (the model is loaded once per worker and cached): each video's inputs
+    are checked and loaded, then the windows of every video to score go through the model together
+    (`predict_many`), and each video's scores are written. One bad table never stops the batch; a failed forward
+    pass is retried one video at a time, so only the video that breaks it fails."""
+    card, out = job.card, job.out
+    outcomes: dict[str, VideoOutcome] = {}
+    todo: list[tuple[str, Timer, ClipTable, dict]] = []
     for vid in video_ids:
+        timer = Timer()
         try:
-            outcomes.append(score_video(job, vid, device))
+            features, inputs = job.source.load(vid)
+            card.require_features(features.metadata["extractor_id"], where=job.source.features_dir)
+            target = out.scores(card.model_id, vid)
+            if not job.force and out.is_current(target, job.scores_expected(features.metadata["fingerprint"])):
+                outcomes[vid] = VideoOutcome(vid, SKIPPED, "score", output=target, started_at=timer.started_at)
+            else:
+                todo.append((vid, timer, features, inputs))
         except Exception as exc:
-            outcomes.append(VideoOutcome(vid, FAILED, "score", error=failure_reason(exc)))
-    return outcomes
+            outcomes[vid] = VideoOutcome(vid, FAILED, "score", error=failure_reason(exc), started_at=timer.started_at)
+    if todo:
+        from anomaly_models.training import predict_many  # torch: only where a video is really scored
+
+        all_scores: list[Any]
+        try:
+            model = load_model(job.model_store, card, device)
+            try:
+                all_scores = predict_many(model, [t[3] for t in todo], card.window, device)
+            except Exception:  # find the video that breaks the batch: the others are scored alone
+                all_scores = [_alone(model, t[3], card.window, device) for t in todo]
+        except Exception as exc:
+            all_scores = [exc] * len(todo)
+        for (vid, timer, features, _), scores in zip(todo, all_scores):
+            outcomes[vid] = _write(job, vid, timer, features, scores)
+    return [outcomes[vid] for vid in video_ids]
+
+
+def _alone(model, inputs: dict, window: int, device: str):
+    from anomaly_models.training import predict
+
+    try:
+        return predict(model, inputs, window, device)
+    except Exception as exc:
+        return exc
+
+
+def _write(job: ScoreJob, vid: str, timer: Timer, features: ClipTable, scores) -> VideoOutcome:
+    card, out = job.card, job.out
+    if isinstance(scores, Exception):
+        return VideoOutcome(vid, FAILED, "score", error=failure_reason(scores), started_at=timer.started_at)
+    try:
+        meta = {
+            **{k: features.metadata[k] for k in ("fps", "frame_count", "fingerprint", "extractor_id")},
+            "source_url": features.metadata.get("source_url", ""),
+            "model_id": card.model_id,
+            "checkpoint_sha256": card.checkpoint_sha256,
+            "threshold": card.threshold,
+        }
+        target = out.write_table(out.scores(card.model_id, vid), scores_table(features, vid, scores, meta))
+    except Exception as exc:
+        return VideoOutcome(vid, FAILED, "score", error=failure_reason(exc), started_at=timer.started_at)
+    return VideoOutcome(vid, DONE, "score", seconds=timer.seconds, clips=len(scores), output=target,
+                        started_at=timer.started_at)  # fmt: skip
