@@ -3,7 +3,8 @@ pipeline rate / raw model forward rate, the cost of 10 crops over 1; and decord 
 
 pipeline = extract_videos() over the videos (one task): decode (decord, chunked) + preprocess + forward +
            Parquet write, clips/s.
-raw      = the same backbone's forward on the same clips, pre-decoded and pre-normalised tensors, clips/s.
+raw      = the same backbone's forward on the same clips, pre-decoded and pre-normalised tensors in the layout the
+           pipeline uses (channels-last), clips/s.
 10 crops = the pipeline with --crops 10 (each clip's 10 crops forwarded one crop batch at a time).
 Prints a JSON line and writes bench/results/extract.json (+ .md).
 """
@@ -64,11 +65,12 @@ def pipeline_rate(entries, spec: ExtractorSpec, threads: int, out: str) -> tuple
 def backbone_row(name: str, entries, threads: int, tmp: str, size: int | None = None) -> dict:
     """One backbone at its preset input: pipeline and raw forward rates, and 10 crops' cost over 1 crop."""
     spec = ExtractorSpec(name, size=size)
-    model = cached_extractor(spec, "cpu")
+    model = cached_extractor(spec, "cpu").feeding("fp32", channels_last=True)  # as the pipeline feeds it
     batches = []
     for e in entries:
         frames = [c.frames for c in ClipReader(e.url, spec.clip_len, spec.stride, short_side=spec.short_side)]
-        batches += [model.preprocess(np.stack(frames[i : i + 8])) for i in range(0, len(frames), 8)]
+        batches += [model.preprocess(np.stack(frames[i : i + 8])).contiguous(memory_format=torch.channels_last_3d)
+                    for i in range(0, len(frames), 8)]  # fmt: skip
 
     def raw_rate():
         t0 = time.perf_counter()

@@ -43,6 +43,9 @@ SPEC = ExtractorSpec("r3d_18")  # 112 px crops from a 128 px short side
 class ZeroCostModel:
     """Benchmark stand-in: features of zeros, at once."""
 
+    def feeding(self, precision: str = "fp32", channels_last: bool = False) -> ZeroCostModel:
+        return self
+
     def extract(self, clips: np.ndarray, tokens: bool = False) -> ClipFeatures:
         return ClipFeatures(np.zeros((len(clips), 512), np.float32), None, None)
 

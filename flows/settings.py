@@ -76,7 +76,7 @@ class ExtractorSettings(Section):
     )
     decoder: str = Field("decord", description="decoder backend: decord | pyav | torchcodec (same clips; see README)")
     precision: str = Field("fp32", description="fp32 | bf16 | fp16: the backbone under autocast (bf16/fp16 on GPUs)")
-    channels_last: bool = Field(False, description="3D convolutions channels-last (faster on recent GPUs)")
+    channels_last: bool = Field(True, description="3D convolutions channels-last (1.2-2x faster on CPU, see README)")
 
     @field_validator("backbone")
     @classmethod

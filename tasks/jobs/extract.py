@@ -45,7 +45,7 @@ class ExtractJob:
     decode_workers: int | None = None  # videos decoding at once per task; None: from the worker's cores
     decoder: str = "decord"  # media.backends: decord | pyav | torchcodec (not part of the extractor id)
     precision: str = "fp32"  # fp32 | bf16 | fp16: the forward under autocast (not part of the extractor id)
-    channels_last: bool = False  # 3D convolutions channels-last (not part of the extractor id)
+    channels_last: bool = True  # 3D convolutions channels-last: faster on CPUs too (not part of the extractor id)
 
 
 def features_current(store: OutputStore, job: ExtractJob, entry: VideoEntry) -> dict[str, str] | None:
