@@ -130,11 +130,11 @@ def _card(store: OutputStore, model_id: str) -> dict:
     return card if isinstance(card, dict) else {}
 
 
-def model_threshold(store: OutputStore, model_id: str) -> float | None:
-    """The threshold in the model's card when the store holds it (a calibrated model's current one); else None
-    and each score table's own (the card's at scoring time)."""
+def model_threshold(card: dict) -> float | None:
+    """The threshold in the model's card (`_card`: {} when the store does not hold it), a calibrated model's
+    current one; else None and each score table's own (the card's at scoring time)."""
     try:
-        return float(_card(store, model_id)["threshold"])
+        return float(card["threshold"])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -161,7 +161,8 @@ def evaluate_scores(
 ) -> dict:
     """Every metric of one model's scores; `resamples` bootstrap resamples for the intervals (0: none)."""
     matching, scored = scored_videos(store, model_id, annotations)
-    current = threshold if threshold is not None else model_threshold(store, model_id)
+    card = _card(store, model_id)
+    current = threshold if threshold is not None else model_threshold(card)
     per_video = []
     for cls, frame_scores, target, own in scored:
         thr = own if current is None else current
@@ -182,7 +183,6 @@ def evaluate_scores(
         "per_class": {},
         "curves": curves([p[3] for p in per_video], [p[2] for p in per_video]),
     }
-    card = _card(store, model_id)
     if card.get("calibration"):
         result["calibration"] = card["calibration"]
         history = card.get("threshold_history") or [{}]

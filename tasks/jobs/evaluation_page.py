@@ -49,7 +49,7 @@ def curves_png(results: list[dict], kind: str) -> str:
 
 def per_class_png(result: dict) -> str | None:
     """Grouped bars per annotated class: frame AUC over that class's videos, and abnormal F1@k (middle k)."""
-    classes = {c: row for c, row in result.get("per_class", {}).items()}
+    classes = result.get("per_class", {})
     if not classes:
         return None
     plt = _plt()

@@ -188,8 +188,10 @@ def extract_videos(
 
 
 def _failed(video: _Video, exc: BaseException) -> VideoOutcome:
-    return VideoOutcome(video.entry.video_id, FAILED, "extract", error=failure_reason(exc),
-                        seconds=video.timer.seconds, started_at=video.timer.started_at)  # fmt: skip
+    """The video's `failed` outcome; a video error's own reason (the manifest names the video already)."""
+    reason = exc.reason if isinstance(exc, VideoError) else failure_reason(exc)
+    return VideoOutcome(video.entry.video_id, FAILED, "extract", error=reason, seconds=video.timer.seconds,
+                        started_at=video.timer.started_at)  # fmt: skip
 
 
 def _run(todo: list[_Video], store: OutputStore, job: ExtractJob, archive: Archive | None, device: str | None) -> None:
@@ -306,8 +308,6 @@ def _finish_failed(video: _Video, exc: BaseException, store: OutputStore, job: E
                              {"fingerprint": video.entry.fingerprint, "reason": exc.reason})  # fmt: skip
         except Exception as write_error:
             exc = write_error
-    video.outcome = VideoOutcome(video.entry.video_id, FAILED, "extract",
-                                 error=exc.reason if isinstance(exc, VideoError) else failure_reason(exc),
-                                 seconds=video.timer.seconds, started_at=video.timer.started_at)  # fmt: skip
+    video.outcome = _failed(video, exc)
     if video.hold is not None:
         video.hold.release()

@@ -68,9 +68,11 @@ def _parts(store: OutputStore, model_id: str, kind: str) -> list[str]:
     return sorted(store.modified_times(f"{store.index_dir(model_id)}/{kind}", ".parquet"))
 
 
-def read_index(store: OutputStore, model_id: str) -> tuple[pa.Table, pa.Table]:
-    """(videos, segments) of all time: each video's latest row and the segments of that report only."""
-    videos = [store.read_arrow(store.index_part(model_id, "videos", p)) for p in _parts(store, model_id, "videos")]
+def read_index(store: OutputStore, model_id: str, parts: list[str] | None = None) -> tuple[pa.Table, pa.Table]:
+    """(videos, segments) of all time: each video's latest row and the segments of that report only. `parts`:
+    the video parts when the caller has just listed them."""
+    parts = _parts(store, model_id, "videos") if parts is None else parts
+    videos = [store.read_arrow(store.index_part(model_id, "videos", p)) for p in parts]
     if not videos:
         return VIDEO_SCHEMA.empty_table(), INDEX_SEGMENT_SCHEMA.empty_table()
     table = pa.concat_tables([v.select(VIDEO_SCHEMA.names).cast(VIDEO_SCHEMA) for v in videos])
@@ -125,15 +127,16 @@ def update_index(store: OutputStore, model_id: str, run_id: str, reported: Itera
         store.delete(store.index_pending(model_id, run))
     if not new and store.exists(store.index(model_id)):
         return store.index(model_id)
-    if len(_parts(store, model_id, "videos")) > COMPACT_AT:
-        compact(store, model_id, f"{run_id}-compacted")
-    latest, _ = read_index(store, model_id)
+    parts = _parts(store, model_id, "videos")
+    if len(parts) > COMPACT_AT:
+        parts = [compact(store, model_id, f"{run_id}-compacted")]
+    latest, _ = read_index(store, model_id, parts)
     if new:
         write_run_pages(store, model_id, run_id, latest.filter(pc.equal(latest.column("run_id"), run_id)))
     return write_index_page(store, model_id, latest)
 
 
-def compact(store: OutputStore, model_id: str, part: str) -> None:
+def compact(store: OutputStore, model_id: str, part: str) -> str:
     """Every part merged into `part` (latest rows only); the merged parts are deleted after it is written."""
     before = {kind: _parts(store, model_id, kind) for kind in ("videos", "segments")}
     latest, segments = read_index(store, model_id)
@@ -143,6 +146,7 @@ def compact(store: OutputStore, model_id: str, part: str) -> None:
         for old in parts:
             if old != part:
                 store.delete(store.index_part(model_id, kind, old))
+    return part
 
 
 def rebuild_index(store: OutputStore, model_id: str, run_id: str | None = None) -> str:
@@ -213,7 +217,6 @@ def write_index_page(store: OutputStore, model_id: str, latest: pa.Table) -> str
         f'<tr><td><a href="./{e(store.run_page(model_id, r["run_id"]).rsplit("/", 1)[1])}">{e(r["run_id"])}</a>'
         f"</td><td>{r['video_id_count']}</td><td>{r['segments_sum']}</td><td>{r['max_score_max']:.3f}</td></tr>"
         for r in runs
-        if not r["run_id"].endswith("-compacted")
     )
     total_segments = pc.sum(latest.column("segments")).as_py() or 0
     body = (f"<h1>Anomaly reports</h1><p>model <code>{e(model_id)}</code> &middot; {len(latest)} videos &middot; "
