@@ -239,7 +239,11 @@ def extract(
 
 
 FeaturesOpt = typer.Option(..., "--features", help="features folder of one extractor: <out>/features/<extractor_id>")
-AnnotationsOpt = typer.Option(..., "--annotations", help="UCF-Crime .txt, V2 .json or .csv (comma-join several)")
+AnnotationsOpt = typer.Option(
+    ...,
+    "--annotations",
+    help="UCF-Crime .txt, V2 .json or .csv (comma-join several), or reviews: <out>/reviews/<model_id>",
+)
 
 
 @app.command()
@@ -294,27 +298,70 @@ def train(
 
 
 @app.command()
-@orchestrated
+@handled
 def score(
-    features: str = FeaturesOpt,
+    video: Optional[str] = typer.Argument(None, help="one video file (local or s3://): extract, score, report it"),
+    features: Optional[str] = typer.Option(
+        None, "--features", help="features folder of one extractor: <out>/features/<extractor_id>"
+    ),
     model: str = typer.Option(..., "--model", help="a trained model folder: <out>/models/<model_id>"),
     out: Optional[str] = OutOpt,
+    archive: Optional[str] = typer.Option(
+        None, "--archive", help="with VIDEO: the archive root its id is relative to (default: its folder)"
+    ),
     dask_address: Optional[str] = DaskOpt,
     workers: Optional[int] = WorkersOpt,
     gpu_tasks: Optional[bool] = GpuOpt,
     force: Optional[bool] = typer.Option(None, "--force/--no-force"),
     config: Optional[str] = ConfigOpt,
 ) -> None:
-    """Score every video under a features folder; writes scores, per-video reports and the index."""
-    from .score_flow import score_features
+    """Score every video under a features folder (--features), or one video end to end (VIDEO: extract what is
+    missing, score, report, in this process, no cluster); writes scores, per-video reports and the index."""
+    from .api_server import temporary_api_server
 
     settings = _settings(
         config_file=config, out=out, dask_address=dask_address, workers=workers, gpu_tasks=gpu_tasks, force=force
     )
-    summary = score_features(settings, features, model)
+    if (video is None) == (features is None):
+        raise UsageError("score: give either one VIDEO or --features <out>/features/<extractor_id>")
+    if video is not None:
+        from .score_video import score_video
+
+        summary, report = score_video(settings, video, model, archive)
+        print_summary(summary, "score")
+        print_events(report, settings.store)
+        exit_for(summary)
+        return
+    from .score_flow import score_features
+
+    with temporary_api_server():
+        summary = score_features(settings, features, model)
     print_summary(summary, "score")
     console.print(f"index: {summary['index']}", markup=False)
     exit_for(summary)
+
+
+def print_events(report: dict, store) -> None:
+    """One video's events with their wall-clock times (or offsets into the file) and clips."""
+    from tasks.jobs.report import hms, wall_clock
+
+    if not report:
+        return
+    segments = report["segments"]
+    where = f"camera {report['camera']}, " if report.get("camera") else ""
+    recorded = wall_clock(report.get("recorded_at")) or "recording time unknown"
+    title = f"{report['video_id']} ({where}{recorded}): {len(segments)} events"
+    table = Table(title=escape(title))
+    for col in ("#", "start", "end", "into the file", "peak score", "clip"):
+        table.add_column(col)
+    for n, s in enumerate(segments, start=1):
+        clip = store.event_media(report["model_id"], report["video_id"], n, ".mp4") if s.get("clip") else ""
+        table.add_row(
+            str(n), escape(wall_clock(s.get("start_time")) or "-"), escape(wall_clock(s.get("end_time")) or "-"),
+            f"{hms(s['start_s'])}–{hms(s['end_s'])}", f"{s['peak_score']:.3f}", escape(clip or s.get("clip_error", "")),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"report: {store.report(report['model_id'], report['video_id'], '.html')}", markup=False)
 
 
 @app.command("import-features")
@@ -401,6 +448,41 @@ def report(
 
 @app.command()
 @handled
+def review(
+    out: Optional[str] = OutOpt,
+    host: str = typer.Option("127.0.0.1", help="address to bind (loopback by default: only this machine)"),
+    port: int = typer.Option(8765, min=0, max=65535, help="port (0: any free one)"),
+    token: Optional[str] = typer.Option(
+        None, envvar="VAD_REVIEW_TOKEN", help="access token the browser must present (the printed URL carries it)"
+    ),
+    reviewer: Optional[str] = typer.Option(None, help="name recorded with each review (default: your user name)"),
+    config: Optional[str] = ConfigOpt,
+) -> None:
+    """Serve the reports of an output (local or s3://) in a local web app where analysts mark each event confirmed,
+    false alarm or unsure; reviews go to <out>/reviews/<model_id>/ (Parquet) and become labels for evaluate and
+    calibrate (--annotations <out>/reviews/<model_id>)."""
+    import getpass
+    import socket
+
+    from .review_app import serve
+
+    settings = _settings(config_file=config, out=out)
+    if port == 0:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+    name = reviewer or getpass.getuser()
+    shown = f"[{host}]" if ":" in host else host
+    console.print(
+        f"reviewing {settings.store.root} as {name}: http://{shown}:{port}/{'?token=' + token if token else ''}",
+        markup=False,
+    )
+    console.print("Ctrl-C stops", markup=False)
+    serve(settings.store, host, port, name, token)
+
+
+@app.command()
+@handled
 def evaluate(
     scores: list[str] = typer.Option(..., "--scores", help="scores folder <out>/scores/<model_id>; repeat to compare"),
     annotations: str = AnnotationsOpt,
@@ -456,7 +538,7 @@ def calibrate(
     if scored != card.model_id:
         raise UsageError(f"--scores: {scores} holds scores of model {scored}, not of {card.model_id}")
     updated = run_calibration(
-        model_store, card, scores_store, load_annotations(annotations), annotations, by, k / 100, target
+        model_store, card, scores_store, load_annotations(annotations, options), annotations, by, k / 100, target
     )
     record = updated.calibration
     assert record is not None
@@ -610,6 +692,12 @@ def demo(
     for name, index in result["indexes"].items():
         console.print(f"{name} reports: {index}", markup=False)
     console.print(f"report index: {result['index']}", markup=False)
+    if result["alerts"].get("adnet"):
+        console.print(f"alerts page (ADNet, test split): {result['alerts']['adnet']}", markup=False)
+    console.print(
+        f"review the events in a browser: vad review --out {settings.storage.out}  (then open http://127.0.0.1:8765/)",
+        markup=False,
+    )
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ def score_and_report(
                 model_id=job.card.model_id,
                 video_id=vid,
                 threshold=job.report_threshold,
+                options=job.report,
             )
             for vid in to_report
         ]

@@ -121,15 +121,18 @@ class RunRecord:
         """The index of `index_model` grown by the reports this run wrote (only those are read) and the manifest;
         returns the summary."""
         try:
-            index = self._index(index_model) if index_model else None
-            return self._write({**info, "index": index})
+            index, alerts = self._index(index_model) if index_model else (None, None)
+            return self._write({**info, "index": index, "alerts": alerts})
         finally:  # all tasks have finished here; cleanup never turns a finished run into a failure
             self._try(self.lease.release)
             self._try(self._notify)
 
-    def _index(self, model_id: str) -> str:
+    def _index(self, model_id: str) -> tuple[str, str | None]:
+        """index.html, and this run's alerts page when it reported anything."""
         reported = [o.video_id for o in self.outcomes if o.stage == "report" and o.status == DONE]
-        return update_index(self.store, model_id, self.run_id, reported)
+        index = update_index(self.store, model_id, self.run_id, reported)
+        alerts = self.store.alerts_page(model_id, self.run_id)
+        return index, (alerts if self.store.exists(alerts) else None)
 
     def _notify(self) -> None:
         if self.webhook and self.written is not None:

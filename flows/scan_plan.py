@@ -40,7 +40,17 @@ class ScanJob:
         out = settings.store
         source = InputSource.for_card(out, card)
         return cls(
-            settings, card, ScoreJob(card, model_store, source, out, settings.schedule.force, settings.model.threshold)
+            settings,
+            card,
+            ScoreJob(
+                card,
+                model_store,
+                source,
+                out,
+                settings.schedule.force,
+                settings.model.threshold,
+                settings.reports.options,
+            ),  # fmt: skip
         )
 
     def record(self, flow_name: str, entries: list[VideoEntry], skipped: dict[str, str] | None = None) -> RunRecord:

@@ -29,6 +29,7 @@ def score_features(settings: Settings, features_url: str, model_url: str) -> dic
         settings.store,
         settings.schedule.force,
         settings.model.threshold,
+        settings.reports.options,
     )
     run = RunRecord(
         settings.store,

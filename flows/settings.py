@@ -7,6 +7,7 @@ detector:  {enabled: false, name: fasterrcnn_mobilenet_v3_large_320_fpn, mode: d
 model:     {name: adnet, window: 64, epochs: 30, threshold: 0.5}
 cluster:   {dask_address: tcp://scheduler:8786, workers: 1, threads: 2, gpu_tasks: false}
 schedule:  {include: ["cam*/{yesterday}/*"], force: false}
+reports:   {time_template: "{camera}/{date:%Y-%m-%d}/{time:%H%M%S}.{ext}", timezone: Europe/Istanbul, clips: true}
 ```
 
 Each field also has one flat name, used by CLI flags and environment variables (`VAD_BACKBONE`, `VAD_WINDOW`,
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from anomaly_models.errors import UsageError
 from anomaly_models.registry import MODELS
 from tasks.jobs.extract import ExtractJob
+from tasks.jobs.report import ReportOptions
 from tasks.media.backends import DECODERS
 from tasks.media.decoder import TimeLimit
 from tasks.media.specs import BACKBONES, DETECTORS, DetectorSpec, ExtractorSpec, check_spec
@@ -169,6 +171,27 @@ class ScheduleSettings(Section):
     webhook_url: str | None = Field(None, description="POST each run's JSON summary here (failures included)")
 
 
+class ReportSettings(Section):
+    time_template: str | None = Field(
+        "{camera}/{date:%Y-%m-%d}/{time:%H%M%S}.{ext}",
+        description="camera and recording start from the video id ('|' separates alternatives; null: none); "
+        "then the container's creation time (tasks/media/recording_time.py)",
+    )
+    timezone: str = Field("UTC", description="IANA timezone of the times in video ids (and of naive creation times)")
+    clips: bool = Field(True, description="an H.264 clip and a poster frame per event, next to the report")
+    clip_padding_s: float = Field(2.0, ge=0, le=600, description="seconds of context before and after each event")
+    clip_max_width: int = Field(640, ge=64, le=4096, description="event clips are scaled down to this width")
+
+    @model_validator(mode="after")
+    def _template_and_timezone_parse(self) -> ReportSettings:
+        self.options.template()  # a bad pattern or timezone is a ConfigError naming the field
+        return self
+
+    @property
+    def options(self) -> ReportOptions:
+        return ReportOptions(self.time_template, self.timezone, self.clips, self.clip_padding_s, self.clip_max_width)
+
+
 class Settings(Section):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     extractor: ExtractorSettings = Field(default_factory=ExtractorSettings)
@@ -176,6 +199,7 @@ class Settings(Section):
     model: ModelSettings = Field(default_factory=ModelSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
 
     @property
     def store(self) -> OutputStore:
@@ -273,6 +297,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "train_seed": ("model", "seed"),
     **{f: ("cluster", f) for f in ClusterSettings.model_fields},
     **{f: ("schedule", f) for f in ScheduleSettings.model_fields},
+    **{f: ("reports", f) for f in ReportSettings.model_fields},
 }
 SECTIONS = tuple(Settings.model_fields)
 STRUCTURED = {"storage_options", "model_options", "include"}  # JSON in environment variables

@@ -7,7 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.jobs.extract import ExtractJob, extract_videos
-from tasks.jobs.report import write_video_report
+from tasks.jobs.report import ReportOptions, write_video_report
 from tasks.jobs.score import ScoreJob, score_batch
 from tasks.media.devices import pick_device
 from tasks.store.archive import Archive, VideoEntry
@@ -28,5 +28,7 @@ def score_batch_task(job: ScoreJob, video_ids: list[str], gpu_requested: bool = 
 
 
 @task(name="report-video", cache_policy=NO_CACHE)
-def report_video_task(store: OutputStore, model_id: str, video_id: str, threshold: float | None = None) -> VideoOutcome:
-    return write_video_report(store, model_id, video_id, threshold)
+def report_video_task(
+    store: OutputStore, model_id: str, video_id: str, threshold: float | None, options: ReportOptions
+) -> VideoOutcome:
+    return write_video_report(store, model_id, video_id, threshold, options=options)

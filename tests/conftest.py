@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -116,3 +120,29 @@ def trained_model(extracted, small_archive):
     )
     assert result.exit_code == 0, result.output
     return out / "models" / f"adnet-w16-{EXTRACTOR}"
+
+
+@contextlib.contextmanager
+def review_app(out, *args: str):
+    """`vad review --out OUT` as a real subprocess on a free port; yields its base URL, stops it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "flows.cli", "review", "--out", str(out), "--port", str(port), "--reviewer", "ana"]
+    proc = subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise AssertionError(proc.stdout.read() if proc.stdout else "vad review did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

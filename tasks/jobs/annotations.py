@@ -142,14 +142,21 @@ def read_csv(path: str) -> dict[str, VideoAnnotation]:
     return out
 
 
-def load_annotations(paths: str) -> dict[str, VideoAnnotation]:
-    """One file, or several joined by commas (e.g. abnormal/test.json,normal/test.json). A name annotated
-    differently in two files is an error."""
+def load_annotations(paths: str, storage_options: dict | None = None) -> dict[str, VideoAnnotation]:
+    """One file, or several joined by commas (e.g. abnormal/test.json,normal/test.json), or analysts' reviews: a
+    folder `<out>/reviews/<model_id>` (local or remote; tasks/jobs/reviews.py). A name annotated differently in two
+    files is an error."""
     out: dict[str, VideoAnnotation] = {}
     for path in [p.strip() for p in paths.split(",") if p.strip()]:
-        if not os.path.isfile(path):
+        if posixpath.basename(posixpath.dirname(path.rstrip("/"))) == "reviews":
+            from ..store.output import OutputStore
+            from .reviews import review_annotations
+
+            store, model_id = OutputStore.locate(path, "reviews", storage_options)
+            anns = review_annotations(store, model_id)
+        elif not os.path.isfile(path):
             raise AnnotationError(f"annotations: file not found: {path}")
-        if path.endswith(".json"):
+        elif path.endswith(".json"):
             try:
                 anns = read_v2_json(path)
             except json.JSONDecodeError as exc:

@@ -258,7 +258,7 @@ def evaluate_models(
 ) -> dict:
     """Evaluate each `<root>/scores/<model_id>` folder; writes its evaluation files and an `evaluate` run manifest
     in its store. Returns every result and the side-by-side markdown table."""
-    annotations = load_annotations(annotations_path)
+    annotations = load_annotations(annotations_path, storage_options)
     results, stores = [], []
     for url in scores_urls:
         store, model_id = OutputStore.locate(url, "scores", storage_options)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import html
 
-from .report import CSP, STYLE, _png
+from .pages import STATIC_CSP as CSP
+from .pages import STYLE
+from .report import _png
 
 
 def _plt():

@@ -15,6 +15,7 @@ from ..store.archive import VideoEntry
 from ..store.manifest import FAILED, QUARANTINED, SKIPPED, VideoOutcome, failure_reason
 from ..store.output import OutputStore
 from .extract import ExtractJob, extraction_current, quarantined_reason
+from .report import REPORT_FORMAT
 from .score import ScoreJob
 
 T = TypeVar("T")
@@ -111,11 +112,14 @@ def plan_scoring(job: ScoreJob, video_ids: list[str], plan: Plan) -> Plan:
     plan.why.update({v: "scores current" for v in scored})
 
     def has_report(vid: str) -> bool:
-        """The report exists and used the threshold reports use now (a calibrated model's reports are redone)."""
+        """The report exists, in this version's format, made with the threshold and report options in use now
+        (a calibrated model's reports are redone, and so are reports from before event clips)."""
         try:
             if not out.exists(out.report(card.model_id, vid, ".html")):
                 return False
-            return out.read_json(out.report(card.model_id, vid, ".json")).get("threshold") == job.report_threshold
+            report = out.read_json(out.report(card.model_id, vid, ".json"))
+            return (report.get("threshold"), report.get("format"), report.get("report_options")) == (
+                job.report_threshold, REPORT_FORMAT, job.report.key)  # fmt: skip
         except Exception:  # cannot tell: write it again
             return False
 

@@ -27,7 +27,9 @@ import pyarrow.compute as pc
 
 from ..store.manifest import new_run_id
 from ..store.output import OutputStore
-from .report import CSP, SEGMENT_SCHEMA, STYLE, hms, report_link
+from .alerts_page import write_alerts_page
+from .pages import page
+from .report import SEGMENT_SCHEMA, hms, report_link, wall_clock
 
 TOP = 200  # videos on index.html
 PAGE = 500  # videos per run page
@@ -44,9 +46,24 @@ VIDEO_SCHEMA = pa.schema(
         ("when", pa.string()),  # the first five segments, hh:mm:ss–hh:mm:ss
         ("run_id", pa.string()),
         ("reported_at", pa.float64()),  # POSIX seconds: the latest row of a video wins
+        ("camera", pa.string()),
+        ("recorded_at", pa.string()),  # ISO 8601 with timezone; null when unknown
     ]
 )
-INDEX_SEGMENT_SCHEMA = SEGMENT_SCHEMA.append(pa.field("run_id", pa.string()))
+# one row per event: the report's segment, its id, wall-clock times and media (relative to reports/<model_id>/)
+EVENT_FIELDS = [
+    ("event_id", pa.string()), ("camera", pa.string()), ("start_time", pa.string()), ("end_time", pa.string()),
+    ("peak_time", pa.string()), ("peak_frame", pa.int64()), ("clip", pa.string()), ("poster", pa.string()),
+    ("clip_start_s", pa.float64()), ("clip_end_s", pa.float64()),
+]  # fmt: skip
+INDEX_SEGMENT_SCHEMA = pa.schema([*SEGMENT_SCHEMA, *(pa.field(n, t) for n, t in EVENT_FIELDS), ("run_id", pa.string())])
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A part in the current schema: columns it lacks (parts written before them) are nulls."""
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(len(table), f.type)
+               for f in schema]  # fmt: skip
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _rows(reports: Iterable[dict], run_id: str) -> tuple[pa.Table, pa.Table]:
@@ -57,8 +74,10 @@ def _rows(reports: Iterable[dict], run_id: str) -> tuple[pa.Table, pa.Table]:
             "video_id": r["video_id"], "max_score": r["max_score"], "segments": len(r["segments"]),
             "duration_s": r["duration_s"], "threshold": r.get("threshold"), "run_id": run_id, "reported_at": now,
             "when": ", ".join(hms(s["start_s"]) + "–" + hms(s["end_s"]) for s in r["segments"][:5]),
+            "camera": r.get("camera") or "", "recorded_at": r.get("recorded_at"),
         })  # fmt: skip
-        segments += [{"video_id": r["video_id"], "run_id": run_id, **{k: s[k] for k in SEGMENT_SCHEMA.names[1:]}}
+        segments += [{"video_id": r["video_id"], "run_id": run_id, "camera": r.get("camera") or "",
+                      **{k: s.get(k) for k in INDEX_SEGMENT_SCHEMA.names[1:] if k not in ("run_id", "camera")}}
                      for s in r["segments"]]  # fmt: skip
     return (pa.Table.from_pylist(videos, schema=VIDEO_SCHEMA),
             pa.Table.from_pylist(segments, schema=INDEX_SEGMENT_SCHEMA))  # fmt: skip
@@ -75,7 +94,7 @@ def read_index(store: OutputStore, model_id: str, parts: list[str] | None = None
     videos = [store.read_arrow(store.index_part(model_id, "videos", p)) for p in parts]
     if not videos:
         return VIDEO_SCHEMA.empty_table(), INDEX_SEGMENT_SCHEMA.empty_table()
-    table = pa.concat_tables([v.select(VIDEO_SCHEMA.names).cast(VIDEO_SCHEMA) for v in videos])
+    table = pa.concat_tables([conform(v, VIDEO_SCHEMA) for v in videos])
     table = table.take(pc.sort_indices(table, [("reported_at", "descending"), ("run_id", "descending")]))
     _, first = np.unique(table.column("video_id").to_numpy(zero_copy_only=False), return_index=True)
     latest = table.take(pa.array(np.sort(first)))
@@ -83,8 +102,7 @@ def read_index(store: OutputStore, model_id: str, parts: list[str] | None = None
     segment_parts = [store.read_arrow(store.index_part(model_id, "segments", p))
                      for p in _parts(store, model_id, "segments")]  # fmt: skip
     segments = pa.concat_tables(
-        [INDEX_SEGMENT_SCHEMA.empty_table()]
-        + [s.select(INDEX_SEGMENT_SCHEMA.names).cast(INDEX_SEGMENT_SCHEMA) for s in segment_parts]
+        [INDEX_SEGMENT_SCHEMA.empty_table()] + [conform(s, INDEX_SEGMENT_SCHEMA) for s in segment_parts]
     )
     found = pc.binary_join_element_wise(segments.column("video_id"), segments.column("run_id"), "\x00")
     return latest, segments.filter(pc.is_in(found, value_set=keys))
@@ -133,6 +151,7 @@ def update_index(store: OutputStore, model_id: str, run_id: str, reported: Itera
     latest, _ = read_index(store, model_id, parts)
     if new:
         write_run_pages(store, model_id, run_id, latest.filter(pc.equal(latest.column("run_id"), run_id)))
+        write_alerts_page(store, model_id, run_id, segments)
     return write_index_page(store, model_id, latest)
 
 
@@ -163,6 +182,7 @@ def rebuild_index(store: OutputStore, model_id: str, run_id: str | None = None) 
     for run in _pending(store, model_id):
         store.delete(store.index_pending(model_id, run))
     write_run_pages(store, model_id, run_id, videos)
+    write_alerts_page(store, model_id, run_id, segments)
     return write_index_page(store, model_id, videos)
 
 
@@ -174,18 +194,21 @@ def _video_rows(videos: pa.Table, first_rank: int = 1) -> str:
     e = html.escape
     return "".join(
         f'<tr><td>{first_rank + i}</td><td><a href="{e(report_link(v["video_id"]))}">{e(v["video_id"])}</a></td>'
-        f"<td>{v['max_score']:.3f}</td><td>{v['segments']}</td><td>{hms(v['duration_s'])}</td>"
+        f"<td>{e(v['camera'] or '')}</td><td>{e(wall_clock(v['recorded_at']))}</td><td>{v['max_score']:.3f}</td>"
+        f"<td>{v['segments']}</td><td>{hms(v['duration_s'])}</td>"
         f"<td>{e(v['when'])}</td></tr>"
         for i, v in enumerate(videos.to_pylist())
     )
 
 
-VIDEO_HEADER = "<tr><th>#</th><th>video</th><th>highest score</th><th>segments</th><th>duration</th><th>when</th></tr>"
+VIDEO_HEADER = (
+    "<tr><th>#</th><th>video</th><th>camera</th><th>recorded</th><th>highest score</th><th>segments</th>"
+    "<th>duration</th><th>when (into the file)</th></tr>"
+)
 
 
 def _page(title: str, body: str) -> bytes:
-    return f"""<!doctype html><html><head><meta charset="utf-8">{CSP}<title>{html.escape(title)}</title>
-<style>{STYLE}</style></head><body>{body}</body></html>""".encode()
+    return page(title, body)
 
 
 def write_run_pages(store: OutputStore, model_id: str, run_id: str, videos: pa.Table) -> list[str]:
@@ -215,6 +238,7 @@ def write_index_page(store: OutputStore, model_id: str, latest: pa.Table) -> str
             .sort_by([("run_id", "descending")]).slice(0, RUNS_SHOWN).to_pylist())  # fmt: skip
     run_rows = "".join(
         f'<tr><td><a href="./{e(store.run_page(model_id, r["run_id"]).rsplit("/", 1)[1])}">{e(r["run_id"])}</a>'
+        f'</td><td><a href="./{e(store.alerts_page(model_id, r["run_id"]).rsplit("/", 1)[1])}">alerts</a>'
         f"</td><td>{r['video_id_count']}</td><td>{r['segments_sum']}</td><td>{r['max_score_max']:.3f}</td></tr>"
         for r in runs
     )
@@ -225,6 +249,6 @@ def write_index_page(store: OutputStore, model_id: str, latest: pa.Table) -> str
             f"<h2>Highest scores (top {min(TOP, len(latest))})</h2>"
             f"<table>{VIDEO_HEADER}{_video_rows(_ranked(latest).slice(0, TOP))}</table>"
             "<h2>Latest runs</h2><p class=muted>videos whose latest report is from that run</p>"
-            "<table><tr><th>run</th><th>videos</th><th>segments</th><th>highest score</th></tr>"
+            "<table><tr><th>run</th><th>events</th><th>videos</th><th>segments</th><th>highest score</th></tr>"
             f"{run_rows}</table>")  # fmt: skip
     return store.write_bytes(store.index(model_id), _page(f"vad reports: {model_id}", body))

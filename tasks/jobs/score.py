@@ -12,6 +12,7 @@ from ..models.repository import load_model
 from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome, failure_reason
 from ..store.output import OutputStore
 from ..store.tables import ClipTable, scores_table
+from .report import ReportOptions
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ScoreJob:
     out: OutputStore
     force: bool = False
     threshold: float | None = None  # reports' threshold when set; else the card's (calibrated or from training)
+    report: ReportOptions = ReportOptions()  # how reports place events in time and cut their clips
 
     @property
     def report_threshold(self) -> float:

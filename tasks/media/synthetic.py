@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -33,8 +34,10 @@ def render_video(
     size=(160, 120),
     duration_s: float = 16.0,
     segment: tuple[float, float] | None = None,
+    recorded_at: str | None = None,
 ) -> None:
-    """Write one H.264 video; `segment` (seconds) is where the anomaly happens."""
+    """Write one H.264 video; `segment` (seconds) is where the anomaly happens; `recorded_at` (ISO 8601) goes into
+    the container's creation_time, as cameras write it."""
     import av
 
     rng = np.random.default_rng(seed)
@@ -50,6 +53,8 @@ def render_video(
     blob = dict(x=w / 2, y=h / 2)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with av.open(path, "w") as container:
+        if recorded_at:
+            container.metadata["creation_time"] = recorded_at
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.options = {"crf": "26", "preset": "ultrafast", "threads": "1"}
@@ -93,8 +98,10 @@ def generate_archive(
     duration_s: tuple[float, float] = (14.0, 22.0),
     abnormal_fraction: float = 0.5,
     prefix: str = "",
+    recorded_from: datetime | None = None,
 ) -> dict[str, list[dict[str, float]]]:
-    """Writes n_videos under root as <Class>/<prefix><i>.mp4 and returns V2-style annotations keyed by video id."""
+    """Writes n_videos under root as <Class>/<prefix><i>.mp4 and returns V2-style annotations keyed by video id.
+    With `recorded_from`, video i was recorded i half-hours after it (its creation_time)."""
     rng = np.random.default_rng(seed)
     annotations: dict[str, list[dict[str, float]]] = {}
     n_abnormal = int(round(n_videos * abnormal_fraction))
@@ -116,6 +123,7 @@ def generate_archive(
             size,
             duration,
             segment,
+            (recorded_from + timedelta(minutes=30 * i)).isoformat() if recorded_from else None,
         )
         annotations[video_id] = [] if segment is None else [{"start": segment[0], "end": segment[1]}]
     return annotations

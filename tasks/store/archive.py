@@ -96,6 +96,19 @@ class Archive:
             log.warning("skipping %r: %s", rel, reason)
         return entries, skipped
 
+    def entry(self, video_id: str) -> VideoEntry:
+        """One video by its id, without listing the archive (`vad score VIDEO`)."""
+        video_id = validate_video_id(video_id)
+        url = posixpath.join(self.root.rstrip("/"), video_id)
+        fs, path = filesystem(url, self.storage_options)
+        try:
+            info = fs.info(path)
+        except FileNotFoundError:
+            raise ArchiveNotFound(f"video: not found: {url}") from None
+        if info.get("type") == "directory":
+            raise ArchiveNotFound(f"video: {url} is a folder, not a video file")
+        return VideoEntry(video_id, url, int(info.get("size") or 0), fingerprint(info))
+
     @contextmanager
     def local_copy(self, entry: VideoEntry) -> Iterator[str]:
         """A local file for the video: itself when local, else a temporary download removed afterwards."""

@@ -8,9 +8,12 @@
   scores/<model_id>/<video_id>.parquet                one row per clip
   scores/<model_id>/evaluation.json  .md  .html       evaluation (and evaluation.html at the root: models compared)
   reports/<model_id>/<video_id>.json  .html           per-video segment report
+  reports/<model_id>/<video_id>.events/<n>.mp4  .jpg  event n's clip and poster frame
+  reports/<model_id>/alerts-<run_id>.html             one run's events across cameras, ranked, with filters
   reports/<model_id>/index.html  index-<run_id>[-pN].html   the index pages (all time; one run's videos)
   index/<model_id>/videos|segments/<part>.parquet     the index data, one part per run (tasks/jobs/report_index.py)
   index/<model_id>/pending/<run_id>.json              a run's planned reports until its part is written
+  reviews/<model_id>/<part>.parquet                   analysts' verdicts on events, one part per save (append only)
   runs/<run_id>/started.json  manifest.parquet  summary.json  [traceback.txt]   one row per video
   runs/lease.json                                     the run holding the output now (tasks/store/lease.py)
   models/<model_id>/checkpoint.pt  config.json        trained models (config.json = the model card)
@@ -48,7 +51,7 @@ from .storage import (
 )
 from .tables import ClipTable, decode_metadata, json_bytes, table_bytes
 
-KINDS = ("features", "objects", "scores", "reports", "runs", "models")
+KINDS = ("features", "objects", "scores", "reports", "runs", "models", "reviews")
 QUARANTINE = "_quarantine"
 
 
@@ -116,8 +119,34 @@ class OutputStore:
     def report(self, model_id: str, video_id: str, suffix: str) -> str:
         return join(self.reports_dir(model_id), safe_relpath(video_id) + suffix)
 
+    def report_models(self) -> list[str]:
+        """Model ids with a reports folder (what `vad review` lists)."""
+        fs, path = filesystem(self._url("reports"), self.storage_options)
+        fs.invalidate_cache()
+        if not retrying(lambda: fs.exists(path), f"listing {path}"):
+            return []
+        found = retrying(lambda: fs.ls(path, detail=True), f"listing {path}")
+        return sorted(posixpath.basename(i["name"].rstrip("/")) for i in found if i["type"] == "directory")
+
+    def event_media_name(self, video_id: str, n: int, suffix: str) -> str:
+        """Event n's clip (.mp4) or poster (.jpg), relative to reports/<model_id>/ (pages link to it)."""
+        return f"{safe_relpath(video_id)}.events/{int(n)}{suffix}"
+
+    def event_media(self, model_id: str, video_id: str, n: int, suffix: str) -> str:
+        return join(self.reports_dir(model_id), self.event_media_name(video_id, n, suffix))
+
     def index(self, model_id: str) -> str:
         return join(self.reports_dir(model_id), "index.html")
+
+    def alerts_page(self, model_id: str, run_id: str) -> str:
+        """One run's events across cameras, ranked (tasks/jobs/alerts_page.py)."""
+        return join(self.reports_dir(model_id), f"alerts-{safe_name(run_id, 'run id')}.html")
+
+    def reviews_dir(self, model_id: str) -> str:
+        return self._url("reviews", safe_name(model_id, "model id"))
+
+    def review_part(self, model_id: str, part: str) -> str:
+        return join(self.reviews_dir(model_id), safe_name(part, "review part") + ".parquet")
 
     def run_page(self, model_id: str, run_id: str, page: int = 1) -> str:
         name = f"index-{safe_name(run_id, 'run id')}" + (f"-p{page}" if page > 1 else "")
