@@ -463,9 +463,11 @@ def review(
     calibrate (--annotations <out>/reviews/<model_id>)."""
     import getpass
     import socket
+    from urllib.parse import quote
 
-    from .review_app import serve
+    from .review_app import check_binding, serve
 
+    check_binding(host, token)
     settings = _settings(config_file=config, out=out)
     if port == 0:
         with socket.socket() as s:
@@ -474,7 +476,7 @@ def review(
     name = reviewer or getpass.getuser()
     shown = f"[{host}]" if ":" in host else host
     console.print(
-        f"reviewing {settings.store.root} as {name}: http://{shown}:{port}/{'?token=' + token if token else ''}",
+        f"reviewing {settings.store.root} as {name}: http://{shown}:{port}/{'?token=' + quote(token) if token else ''}",
         markup=False,
     )
     console.print("Ctrl-C stops", markup=False)

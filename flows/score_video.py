@@ -5,6 +5,7 @@ sees `cam07/2026-11-28/010000.mp4` when the archive root is given."""
 
 from __future__ import annotations
 
+import os
 import posixpath
 
 from anomaly_models.errors import UsageError
@@ -13,7 +14,7 @@ from tasks.jobs.plan import plan_scan
 from tasks.jobs.report import write_video_report
 from tasks.jobs.score import score_batch
 from tasks.media.devices import pick_device
-from tasks.store.manifest import DONE
+from tasks.store.manifest import DONE, FAILED
 from tasks.store.storage import is_local
 
 from .progress import say
@@ -22,14 +23,23 @@ from .settings import Settings
 
 
 def split_video_url(video: str, archive: str | None) -> tuple[str, str]:
-    """(archive root, video id): the id is the video's path under `archive`, or its file name."""
+    """(archive root, video id): the id is the video's path under `archive` (or relative to it), else its file
+    name. Local paths are compared as absolute paths."""
     if archive is None:
         root, name = posixpath.split(video.rstrip("/"))
-        return root or ".", name
+        return (os.path.abspath(root or ".") if is_local(video) else root), name
+    if is_local(archive) and is_local(video):
+        root = os.path.abspath(archive.removeprefix("file://"))
+        path = video.removeprefix("file://")
+        under = os.path.abspath(path) if os.path.isabs(path) or os.path.exists(path) else os.path.join(root, path)
+        rel = os.path.relpath(under, root)
+        if rel.startswith(".."):
+            raise UsageError(f"VIDEO: {video} is not under --archive {archive}")
+        return root, rel.replace(os.sep, "/")
     root = archive.rstrip("/")
     if video.startswith(root + "/"):
         return root, video[len(root) + 1 :]
-    if "://" in video or (is_local(video) and video.startswith("/")):
+    if "://" in video:
         raise UsageError(f"VIDEO: {video} is not under --archive {archive}; give its path relative to the archive")
     return root, video
 
@@ -61,5 +71,6 @@ def score_video(settings: Settings, video: str, model_url: str, archive: str | N
         summary = run.finish(index_model=card.model_id, work=plan.work)
     store = settings.store
     report_url = store.report(card.model_id, video_id, ".json")
-    report = store.read_json(report_url) if store.exists(report_url) else {}
+    failed = any(o.status == FAILED for o in run.outcomes)  # an older report is not this run's result
+    report = store.read_json(report_url) if not failed and store.exists(report_url) else {}
     return summary, report

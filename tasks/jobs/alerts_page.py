@@ -10,13 +10,14 @@ written are shown; `vad review` serves it with the current ones. At most SHOWN e
 from __future__ import annotations
 
 import html
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..store.output import OutputStore
 from .pages import page
-from .report import event_attributes, hms, media_link, report_link, wall_clock
+from .report import event_attributes, event_id, hms, media_link, report_link, wall_clock
 from .reviews import VERDICTS, latest_reviews
 
 SHOWN = 2000
@@ -35,7 +36,7 @@ def render_alerts(model_id: str, run_id: str, events: list[dict], reviews: dict[
     rows = []
     for rank, seg in enumerate(events[:SHOWN], start=1):
         report = {"video_id": seg["video_id"], "camera": seg["camera"] or ""}
-        href = report_link(seg["video_id"], ".html#event=" + seg["event_id"])
+        href = report_link(seg["video_id"], ".html#event=" + quote(seg["event_id"], safe=""))
         poster = (f'<img alt="event poster" loading="lazy" width="120" src="{e(media_link(seg["poster"]))}">'
                   if seg.get("poster") else "")  # fmt: skip
         rows.append(
@@ -75,6 +76,6 @@ def write_alerts_page(store: OutputStore, model_id: str, run_id: str, segments: 
     mine = segments.filter(pc.equal(segments.column("run_id"), run_id)) if len(segments) else segments
     events = mine.to_pylist()
     for seg in events:
-        seg["event_id"] = seg.get("event_id") or f"{seg['video_id']}@{seg['start_frame']}"  # rows from before ids
+        seg["event_id"] = seg.get("event_id") or event_id(seg["video_id"], seg["start_frame"], seg["end_frame"])
     reviews = latest_reviews(store, model_id) if events else {}
     return store.write_bytes(store.alerts_page(model_id, run_id), render_alerts(model_id, run_id, events, reviews))

@@ -167,7 +167,7 @@
   }
 
   document.addEventListener("keydown", (event) => {
-    if (event.target.closest && event.target.closest("input, select, textarea")) return;
+    if (event.target.closest && event.target.closest("input, select, textarea, a, button, video")) return;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const visible = rows.filter((row) => !row.hidden);
     const at = visible.indexOf(selected);

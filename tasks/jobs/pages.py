@@ -48,8 +48,15 @@ def data_block(data: dict[str, Any]) -> str:
     return f'<script id="vad-data" type="application/json">{text}</script>'
 
 
+PAGE_SCRIPT = re.compile(r"<script>.*?</script>", re.S)
+PAGE_CSP = re.compile(r'<meta http-equiv="Content-Security-Policy" content="[^"]*">')
+
+
 def with_data(page: str, data: dict[str, Any]) -> str:
-    """The same page with another data block (`vad review`: current reviews, its API)."""
+    """The same page with another data block (`vad review`: current reviews, its API), and this version's script
+    and policy (a page written by an older version keeps working when served with the current policy)."""
+    page = PAGE_CSP.sub(lambda _: CSP, page, count=1)
+    page = PAGE_SCRIPT.sub(lambda _: f"<script>{SCRIPT}</script>", page, count=1)
     return DATA_BLOCK.sub(lambda _: data_block(data), page, count=1)
 
 

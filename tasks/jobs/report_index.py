@@ -234,12 +234,17 @@ def write_run_pages(store: OutputStore, model_id: str, run_id: str, videos: pa.T
 def write_index_page(store: OutputStore, model_id: str, latest: pa.Table) -> str:
     """index.html: the TOP highest-scoring videos of all time and the latest RUNS_SHOWN runs with their pages."""
     e = html.escape
-    runs = (latest.group_by("run_id").aggregate([("video_id", "count"), ("segments", "sum"), ("max_score", "max")])
+    runs = (latest.group_by("run_id").aggregate([("video_id", "count"), ("segments", "sum"), ("max_score", "max"),
+                                                 ("camera", "count")])
             .sort_by([("run_id", "descending")]).slice(0, RUNS_SHOWN).to_pylist())  # fmt: skip
+
+    def alerts(run: dict) -> str:  # runs indexed before alerts pages existed have null cameras and no page
+        name = store.alerts_page(model_id, run["run_id"]).rsplit("/", 1)[1]
+        return f'<a href="./{e(name)}">alerts</a>' if run["camera_count"] else ""
+
     run_rows = "".join(
         f'<tr><td><a href="./{e(store.run_page(model_id, r["run_id"]).rsplit("/", 1)[1])}">{e(r["run_id"])}</a>'
-        f'</td><td><a href="./{e(store.alerts_page(model_id, r["run_id"]).rsplit("/", 1)[1])}">alerts</a>'
-        f"</td><td>{r['video_id_count']}</td><td>{r['segments_sum']}</td><td>{r['max_score_max']:.3f}</td></tr>"
+        f"</td><td>{alerts(r)}</td><td>{r['video_id_count']}</td><td>{r['segments_sum']}</td><td>{r['max_score_max']:.3f}</td></tr>"
         for r in runs
     )
     total_segments = pc.sum(latest.column("segments")).as_py() or 0

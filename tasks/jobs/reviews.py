@@ -139,7 +139,10 @@ def compact(store: OutputStore, model_id: str) -> str | None:
     name = f"compacted-{parts[0].split('-')[0]}-{int(time.time() * 1000)}-{uuid.uuid4().hex[:8]}"
     url = store.write_table(store.review_part(model_id, name), reviews)
     for part in parts:
-        store.delete(store.review_part(model_id, part))
+        try:
+            store.delete(store.review_part(model_id, part))
+        except FileNotFoundError:  # another server merged it at the same time: its rows are in both merges
+            pass
     return url
 
 

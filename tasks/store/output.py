@@ -192,6 +192,19 @@ class OutputStore:
         retrying(lambda: write_bytes_atomic(url, data, self.storage_options), f"writing {url}")
         return url
 
+    def size(self, url: str) -> int:
+        """Bytes in one file (FileNotFoundError when it does not exist; folders count as missing)."""
+        fs, path = filesystem(url, self.storage_options)
+        info = retrying(lambda: fs.info(path), f"reading {url}")
+        if info.get("type") == "directory":
+            raise FileNotFoundError(url)
+        return int(info.get("size") or 0)
+
+    def read_range(self, url: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of one file (a ranged GET on object storage)."""
+        fs, path = filesystem(url, self.storage_options)
+        return retrying(lambda: fs.cat_file(path, start=start, end=end), f"reading {url}")
+
     def read_json(self, url: str) -> Any:
         return json.loads(self.read_bytes(url))
 

@@ -11,6 +11,7 @@ import pytest
 
 from flows.cli import EXIT_SOME_FAILED
 from tasks.jobs.extract import ExtractJob, extract_video
+from tasks.jobs.report import wall_clock
 from tasks.media.backbones import ExtractorSpec
 from tasks.store.archive import discover_videos
 from tasks.store.output import OutputStore
@@ -72,14 +73,22 @@ def test_scan_extracts_scores_reports_and_quarantines_corrupted(scanned):
     assert set(latest.column("video_id").to_pylist()) == flagged
 
 
-def test_abnormal_segments_have_thumbnails_and_a_timeline(scanned):
+def test_events_have_ids_times_clips_posters_and_a_timeline(scanned):
     out, _ = scanned
     reports = out / "reports" / MODEL_ID
     with_segments = [json.loads(p.read_text()) for p in reports.rglob("*.json")]
     with_segments = [r for r in with_segments if r["segments"]]
     assert with_segments, "the trained model should flag at least one segment in the archive"
-    page = (reports / (with_segments[0]["video_id"] + ".html")).read_text()
-    assert page.count("data:image/png;base64,") == 1 + len(with_segments[0]["segments"])
+    report = with_segments[0]
+    page = (reports / (report["video_id"] + ".html")).read_text()
+    assert page.count("data:image/png;base64,") == 1  # the timeline; posters are files beside the page
+    assert report["camera"] == report["video_id"].split("/")[0] and report["time_source"] == "none"
+    for n, seg in enumerate(report["segments"], start=1):
+        assert len(seg["event_id"]) == 16 and seg["start_time"] is None  # these files carry no recording time
+        assert seg["clip"] == f"{report['video_id']}.events/{n}.mp4" and (reports / seg["clip"]).stat().st_size > 0
+        assert (reports / seg["poster"]).read_bytes()[:2] == b"\xff\xd8"  # JPEG
+        assert seg["clip_start_s"] <= seg["start_s"] and seg["clip_end_s"] >= seg["end_s"]
+        assert f'data-event="{seg["event_id"]}"' in page
 
 
 def test_evaluate_prints_table_and_writes_json_and_markdown(scanned, small_archive):
@@ -209,6 +218,63 @@ def test_a_calibrated_threshold_is_what_the_next_scan_reports_with(scanned, trai
         scores = pd.read_parquet(out / "scores" / MODEL_ID / (report["video_id"] + ".parquet"))["score"]
         assert report["threshold"] == card["threshold"]
         assert len(report["segments"]) == len(score_segments(scores.to_numpy(), card["threshold"]))
+
+
+def test_one_video_end_to_end_prints_its_events_with_wall_clock_times(trained_model, small_archive, tmp_path):
+    """`vad score VIDEO`: extract, score and report one file in one process, without Prefect or Dask; its id under
+    --archive gives the camera and the recording start."""
+    archive = tmp_path / "archive"
+    video = archive / "cam01" / "2026-11-28" / "013000.mp4"
+    video.parent.mkdir(parents=True)
+    shutil.copy(small_archive / "videos" / "Explosion" / "000.mp4", video)
+    out = tmp_path / "out"
+    code = (
+        "import sys; from flows.cli import app\n"
+        "try:\n    app(sys.argv[1:], standalone_mode=False)\nfinally:\n"
+        "    print('imported:', sorted(m for m in ('prefect', 'distributed', 'dask') if m in sys.modules))"
+    )
+    args = ["score", str(video), "--archive", str(archive), "--model", str(trained_model), "--out", str(out)]
+    env = {**os.environ, "COLUMNS": "200", "VAD_TIMEZONE": "Europe/Istanbul"}
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "imported: []" in done.stdout
+    report = json.loads((out / "reports" / MODEL_ID / "cam01/2026-11-28/013000.mp4.json").read_text())
+    assert report["camera"] == "cam01" and report["time_source"] == "template"
+    assert report["recorded_at"] == "2026-11-28T01:30:00.000+03:00"
+    assert "cam01/2026-11-28/013000.mp4 (camera cam01, 2026-11-28 01:30:00 +03:00)" in done.stdout
+    for seg in report["segments"]:
+        assert seg["start_time"].endswith("+03:00") and wall_clock(seg["start_time"]) in done.stdout
+    summary = json.loads(next((out / "runs").glob("*/summary.json")).read_text())
+    assert summary["flow"] == "score-video" and summary["counts"]["done"] == 1
+    assert (out / "index" / MODEL_ID / "videos").exists()
+
+
+def test_the_review_loop_labels_evaluate_and_calibrate(scanned, trained_model, tmp_path):
+    """scan -> review -> recalibrate: analysts' verdicts (saved as the app saves them) are the labels."""
+    from tasks.jobs.reviews import new_review, save_review
+
+    out = tmp_path / "out"
+    shutil.copytree(scanned[0], out)
+    model = out / "models" / MODEL_ID
+    shutil.copytree(trained_model, model)
+    store = OutputStore(str(out))
+    reviewed = set()
+    for path in (out / "reports" / MODEL_ID).rglob("*.mp4.json"):
+        report = json.loads(path.read_text())
+        for seg in report["segments"]:
+            verdict = "false_alarm" if report["video_id"].startswith("Normal") else "confirmed"
+            review = {**seg, "video_id": report["video_id"], "verdict": verdict, "note": "checked"}
+            save_review(store, MODEL_ID, new_review(review, "ana"))
+            reviewed.add(report["video_id"])
+    assert reviewed
+    reviews = out / "reviews" / MODEL_ID
+    result = vad("evaluate", "--scores", out / "scores" / MODEL_ID, "--annotations", reviews, "--bootstrap", 0)
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((out / "scores" / MODEL_ID / "evaluation.json").read_text())
+    assert evaluation["videos"] == len(reviewed)
+    calibrated = vad("calibrate", "--model", model, "--scores", out / "scores" / MODEL_ID, "--annotations", reviews)
+    assert calibrated.exit_code == 0, calibrated.output
+    assert json.loads((model / "config.json").read_text())["calibration"]["videos"] == len(reviewed)
 
 
 def test_whole_slice_with_output_on_s3(trained_model, scan_archive, small_archive, s3_endpoint, monkeypatch):

@@ -120,3 +120,40 @@ def test_the_token_guards_pages_and_saves(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as rebinding:
             urllib.request.urlopen(wrong_host, timeout=10)
         assert rebinding.value.code == 400
+
+
+def test_the_app_serves_ranges_refuses_unsatisfiable_ones_and_upgrades_old_pages(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from flows.review_app import create_app
+    from tasks.jobs.pages import SCRIPT_HASH
+
+    store = OutputStore(str(tmp_path))
+    store.write_bytes(store.event_media("m", "cam/a.mp4", 1, ".mp4"), bytes(range(10)))
+    old_page = (
+        '<html><head><meta http-equiv="Content-Security-Policy" content="script-src \'sha256-old\'">'
+        '</head><body><tr class="event" data-event="e1"></tr>'
+        '<script id="vad-data" type="application/json">{}</script><script>old()</script></body></html>'
+    )
+    store.write_bytes(store.report("m", "cam/a.mp4", ".html"), old_page.encode())
+    save_review(store, "m", new_review({**EVENT, "verdict": "confirmed"}, "ana"))
+    client = TestClient(create_app(store, "ana"))
+    clip = "/reports/m/cam/a.mp4.events/1.mp4"
+    assert client.get(clip).content == bytes(range(10))
+    part = client.get(clip, headers={"Range": "bytes=2-4"})
+    assert (
+        part.status_code == 206 and part.content == bytes([2, 3, 4]) and part.headers["content-range"] == "bytes 2-4/10"
+    )
+    assert client.get(clip, headers={"Range": "bytes=-3"}).content == bytes([7, 8, 9])
+    refused = client.get(clip, headers={"Range": "bytes=20-"})
+    assert refused.status_code == 416 and refused.headers["content-range"] == "bytes */10"
+    page = client.get("/reports/m/cam/a.mp4.html")
+    assert "old()" not in page.text and "sha256-old" not in page.text and SCRIPT_HASH in page.text
+    assert '"verdict": "confirmed"' in page.text and '"api": "/api/reviews/m"' in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    for bad in ("/reports/m/../../reviews/m", "/reports/m/%2e%2e/x", "/reports/..%2fruns/x.json"):
+        assert client.get(bad).status_code == 404
+    guarded = TestClient(create_app(store, "ana", token="é-token"), follow_redirects=False)
+    assert guarded.get("/?token=%C3%A9").status_code == 401
+    redirect = guarded.get("//evil.example/?token=%C3%A9-token")
+    assert redirect.status_code == 303 and not redirect.headers["location"].startswith("//")
