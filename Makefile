@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo lint test bench clean
+.PHONY: install demo lint test bench clean image image-test
 
 install: $(STAMP)
 
@@ -42,6 +42,15 @@ bench: $(STAMP)
 	$(BIN)/python bench/objects.py
 	test -d vad-demo/models || $(MAKE) demo
 	$(BIN)/python bench/cli.py
+
+# the container image, built here with buildah on a debootstrap base (minutes, GBs; not part of `make test`):
+# infra/image-build.sh, then the smoke test inside the image (infra/image-test.sh). See infra/README.md.
+image:
+	command -v buildah >/dev/null && command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah debootstrap >/dev/null; }
+	infra/image-build.sh
+
+image-test: image
+	infra/image-test.sh
 
 clean:
 	rm -rf $(VENV) vad-data vad-demo

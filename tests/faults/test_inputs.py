@@ -110,7 +110,9 @@ def test_symlinks_that_leave_the_archive_are_skipped_with_a_reason(tmp_path):
     assert skipped == {"cam/outside.mp4": "a symlink that leads outside the archive"}
 
 
-def test_index_links_are_relative_encoded_and_pages_forbid_scripts(tmp_path):
+def test_index_links_are_relative_encoded_and_pages_run_only_their_own_script(tmp_path):
+    from tasks.jobs.pages import SCRIPT, SCRIPT_HASH
+
     store = OutputStore(str(tmp_path))
     for vid in ("javascript:alert(document.domain)/a.mp4", "cam#1/b?.mp4", "cam 2/100%.mp4"):
         report = {"video_id": vid, "max_score": 0.9, "segments": [], "duration_s": 4.0}
@@ -118,7 +120,9 @@ def test_index_links_are_relative_encoded_and_pages_forbid_scripts(tmp_path):
     page = open(rebuild_index(store, "m")).read()
     assert 'href="./javascript%3Aalert%28document.domain%29/a.mp4.html"' in page
     assert 'href="./cam%231/b%3F.mp4.html"' in page and 'href="./cam%202/100%25.mp4.html"' in page
-    assert "Content-Security-Policy" in page and "default-src 'none'" in page and "<script" not in page
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert f"script-src '{SCRIPT_HASH}';" in page and page.count("<script") == 2  # the data block and pages.js
+    assert f"<script>{SCRIPT}</script>" in page and "<script src" not in page
 
 
 def test_a_model_card_cannot_point_outside_the_output(tmp_path):
