@@ -96,10 +96,14 @@ class _Video:
     info: dict | None = None  # set when its last clip was decoded
     hold: Hold | None = None
     outcome: VideoOutcome | None = None
+    features: pa.Table | None = None  # written; the objects of its centre frames may still be in detection
+    objects: list = field(default_factory=list)  # FrameObjects per clip, filled batch by batch
+    waiting: int = 0  # centre frames still in the detection batch
 
     @property
     def ready(self) -> bool:
-        return self.outcome is None and self.info is not None and len(self.pooled) == len(self.clips)
+        return (self.outcome is None and self.features is None and self.info is not None
+                and len(self.pooled) == len(self.clips))  # fmt: skip
 
 
 def _feature_table(v: _Video, job: ExtractJob) -> pa.Table:
@@ -127,14 +131,9 @@ def _feature_table(v: _Video, job: ExtractJob) -> pa.Table:
     return feature_table(v.entry.video_id, starts, ends, centers, info["fps"], pooled, meta, tokens, crops)
 
 
-def _objects(
-    source: IsolatedVideo, entry: VideoEntry, features: pa.Table, detector: DetectorSpec, device: str | None
-) -> pa.Table:
-    from ..media.detectors import detect_centre_frames
-
+def _objects_table(entry: VideoEntry, features: pa.Table, detector: DetectorSpec, frames: list) -> pa.Table:
     starts, ends, centers = (features.column(c).to_numpy() for c in ("start_frame", "end_frame", "center_frame"))
     fps = float(features.schema.metadata[b"fps"])
-    frames = detect_centre_frames(source, centers, detector, device)
     meta = {
         "detector_id": detector.detector_id,
         "fps": fps,
@@ -145,6 +144,53 @@ def _objects(
         "weights": _weights_label(detector.weights),
     }
     return objects_table(entry.video_id, starts, ends, centers, fps, frames, meta)
+
+
+class _Detections:
+    """Centre frames of several videos through the detector in shared batches of `batch_size` (frames of any size:
+    the detector's transform pads them), so short videos do not each run a batch of one. A video's frames are
+    copied out of its open video (which is then released) and wait here; at most `batch_size - 1` frames wait
+    between batches. A video is written when its last frame's objects are back (`done`)."""
+
+    def __init__(self, job: ExtractJob, device: str | None, done, failed) -> None:
+        from ..media.detectors import cached_detector
+
+        assert job.detector is not None
+        self.spec, self.detector = job.detector, cached_detector(job.detector, device)
+        self.batch_size, self.done, self.failed = job.batch_size, done, failed
+        self.frames: list[tuple[_Video, int, np.ndarray]] = []
+
+    def add(self, video: _Video, source: IsolatedVideo) -> None:
+        """Read the video's centre frames (short side at most the detector's size) into the batch."""
+        assert video.features is not None
+        centers = video.features.column("center_frame").to_numpy()
+        video.objects, video.waiting = [None] * len(centers), len(centers)
+        number = 0
+        for chunk in source.frames(centers, max_short_side=self.spec.size):
+            for frame in chunk:
+                self.frames.append((video, number, frame))
+                number += 1
+                if len(self.frames) >= self.batch_size:
+                    self.flush()
+        if video.waiting == 0 and video.outcome is None:  # no clip at all: nothing to wait for
+            self.done(video)
+
+    def flush(self) -> None:
+        held = [f for f in self.frames if f[0].outcome is None]
+        self.frames = []
+        if not held:
+            return
+        try:
+            found = self.detector.detect([frame for _, _, frame in held])
+        except Exception as exc:  # one bad batch fails the videos in it
+            for video in {id(v): v for v, _, _ in held}.values():
+                self.failed(video, exc)
+            return
+        for (video, number, _), objects in zip(held, found):
+            video.objects[number] = objects
+            video.waiting -= 1
+            if video.waiting == 0 and video.outcome is None:
+                self.done(video)
 
 
 def extract_video(
@@ -237,10 +283,15 @@ def _run(todo: list[_Video], store: OutputStore, job: ExtractJob, archive: Archi
             if out.crops is not None:
                 video.crops[number] = out.crops[row]
 
+    detections = None
+    if job.detector is not None:
+        detections = _Detections(job, device, lambda v: _write_objects(v, store, job),
+                                 lambda v, exc: _finish_failed(v, exc, store, job))  # fmt: skip
+
     def finish_ready() -> None:
         for video in todo:
             if video.ready:
-                _finish(video, store, job, device)
+                _finish(video, store, job, detections)
 
     workers = job.decode_workers or default_decode_workers()
     for event in clip_feed(todo, open_video, read_clips, workers, depth=2 * job.batch_size * workers,
@@ -262,16 +313,19 @@ def _run(todo: list[_Video], store: OutputStore, job: ExtractJob, archive: Archi
             if video.hold is not None or video.have_features:  # the decode thread waits for it: finish it now
                 if any(v is video for v, _, _ in batch):
                     flush()
-                _finish(video, store, job, device)
+                _finish(video, store, job, detections)
             finish_ready()
         elif isinstance(event, Failed):
             _finish_failed(todo[event.index], event.error, store, job)
     flush()
     finish_ready()
+    if detections is not None:
+        detections.flush()
 
 
-def _finish(video: _Video, store: OutputStore, job: ExtractJob, device: str | None) -> None:
-    """Write a video whose clips all have features (and its objects, from the decode thread's open video)."""
+def _finish(video: _Video, store: OutputStore, job: ExtractJob, detections: _Detections | None) -> None:
+    """Write a video whose clips all have features; with a detector, its centre frames go to the shared detection
+    batch (read from the decode thread's open video, released after) and it is done when their objects are."""
     entry, spec = video.entry, job.spec
     target = store.features(spec.extractor_id, entry.video_id)
     try:
@@ -284,17 +338,33 @@ def _finish(video: _Video, store: OutputStore, job: ExtractJob, device: str | No
                 raise VideoDecodeError(entry.video_id, "no clips could be read")
             features = _feature_table(video, job)
             store.write_table(target, features)
-        if job.detector is not None and video.hold is not None:  # objects follow the features' clips
-            store.write_table(store.objects(job.detector.detector_id, entry.video_id),
-                              _objects(video.hold.video, entry, features, job.detector, device))  # fmt: skip
-        timer = video.timer
-        video.outcome = VideoOutcome(entry.video_id, DONE, "extract", seconds=timer.seconds, clips=features.num_rows,
-                                     output=target, started_at=timer.started_at)  # fmt: skip
+        video.features = features
+        if detections is not None and video.hold is not None:  # objects follow the features' clips
+            detections.add(video, video.hold.video)
+        else:
+            _done(video, store, job)
     except Exception as exc:
         _finish_failed(video, exc, store, job)
     finally:
         if video.hold is not None:
             video.hold.release()
+
+
+def _write_objects(video: _Video, store: OutputStore, job: ExtractJob) -> None:
+    assert job.detector is not None and video.features is not None
+    try:
+        table = _objects_table(video.entry, video.features, job.detector, video.objects)
+        store.write_table(store.objects(job.detector.detector_id, video.entry.video_id), table)
+        _done(video, store, job)
+    except Exception as exc:
+        _finish_failed(video, exc, store, job)
+
+
+def _done(video: _Video, store: OutputStore, job: ExtractJob) -> None:
+    assert video.features is not None
+    timer, target = video.timer, store.features(job.spec.extractor_id, video.entry.video_id)
+    video.outcome = VideoOutcome(video.entry.video_id, DONE, "extract", seconds=timer.seconds,
+                                 clips=video.features.num_rows, output=target, started_at=timer.started_at)  # fmt: skip
 
 
 def _finish_failed(video: _Video, exc: BaseException, store: OutputStore, job: ExtractJob) -> None:

@@ -10,6 +10,7 @@ exercises the same RoI-feature path; use it only where pretrained weights are un
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -17,10 +18,9 @@ import numpy as np
 import torch
 
 from .specs import DETECTORS, DetectorSpec
-from .video import FrameSource
 from .weights import load_state_dict
 
-__all__ = ["DETECTORS", "DetectorSpec", "FrameObjects", "ObjectDetector", "cached_detector", "detect_centre_frames"]
+__all__ = ["DETECTORS", "DetectorSpec", "FrameObjects", "ObjectDetector", "cached_detector"]
 
 
 @dataclass
@@ -49,8 +49,9 @@ class ObjectDetector:
         self.model = model.to(self.device).eval()
 
     @torch.no_grad()
-    def detect(self, frames: np.ndarray) -> list[FrameObjects]:
-        """frames uint8 [B, H, W, 3] -> one FrameObjects per frame."""
+    def detect(self, frames: np.ndarray | Sequence[np.ndarray]) -> list[FrameObjects]:
+        """frames uint8 [B, H, W, 3], or a sequence of [H, W, 3] frames of any sizes (the transform resizes and pads
+        them into one batch) -> one FrameObjects per frame."""
         m, k = self.model, self.spec.max_objects
         images = [
             torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float().div(255).to(self.device) for f in frames
@@ -94,16 +95,3 @@ class ObjectDetector:
 def cached_detector(spec: DetectorSpec, device: str | None = None) -> ObjectDetector:
     """One detector per worker process, built there."""
     return ObjectDetector(spec, device)
-
-
-def detect_centre_frames(
-    source: FrameSource, centers, spec: DetectorSpec, device: str | None = None, batch_size: int = 8
-) -> list[FrameObjects]:
-    """Decode only the centre frames (short side at most the detector's min_size; smaller frames are left to the
-    detector's own resize), chunk by chunk, and detect."""
-    detector = cached_detector(spec, device)
-    out: list[FrameObjects] = []
-    for frames in source.frames(centers, max_short_side=spec.size):
-        for j in range(0, len(frames), batch_size):
-            out += detector.detect(frames[j : j + batch_size])
-    return out

@@ -85,3 +85,39 @@ def test_saved_random_detector_weights_load_back_from_a_file(tmp_path):
     np.testing.assert_array_equal(a.boxes, b.boxes)
     np.testing.assert_array_equal(a.roi_features, b.roi_features)
     assert DetectorSpec(weights=str(path)).detector_id.split("-")[1].startswith("file")
+
+
+def test_centre_frames_of_several_videos_share_detection_batches(tmp_path, monkeypatch):
+    """Five short videos in one task: their centre frames go through the detector in shared batches of 8 (not one
+    small batch per video), and each video gets the objects it gets when extracted alone."""
+    from tasks.jobs.extract import extract_videos
+    from tasks.media.synthetic import generate_archive
+
+    generate_archive(str(tmp_path / "archive"), 5, seed=11, duration_s=(2.0, 3.0))  # 2-3 clips each
+    entries = discover_videos(str(tmp_path / "archive"))
+    spec, detector = ExtractorSpec("r3d_18", size=32), DetectorSpec(mode="proposals", max_objects=6)
+    job = ExtractJob(spec, detector=detector, batch_size=8, decode_workers=2)
+    calls: list[int] = []
+    real_detect = ObjectDetector.detect
+
+    def counted(self, frames):
+        calls.append(len(frames))
+        return real_detect(self, frames)
+
+    monkeypatch.setattr(ObjectDetector, "detect", counted)
+    together = OutputStore(str(tmp_path / "together"))
+    assert [o.status for o in extract_videos(entries, together, job)] == ["done"] * 5
+    frames = sum(together.read_table(together.features(spec.extractor_id, e.video_id)).table.num_rows for e in entries)
+    assert sum(calls) == frames and len(calls) == -(-frames // 8), calls  # full batches, one remainder
+    calls.clear()
+    alone = OutputStore(str(tmp_path / "alone"))
+    for entry in entries:
+        assert extract_video(entry, alone, job).status == "done"
+    assert len(calls) == len(entries)  # one small batch per video before
+    for entry in entries:
+        a = together.read_table(together.objects(detector.detector_id, entry.video_id)).table.to_pylist()
+        b = alone.read_table(alone.objects(detector.detector_id, entry.video_id)).table.to_pylist()
+        assert [r["center_frame"] for r in a] == [r["center_frame"] for r in b]
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(np.array(x["boxes"]), np.array(y["boxes"]), atol=1e-3)
+            np.testing.assert_allclose(np.array(x["roi_features"]), np.array(y["roi_features"]), atol=1e-3)
