@@ -4,6 +4,7 @@ records (its manifest, lease and index) is `run_record.RunRecord`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from prefect.states import Completed
@@ -13,8 +14,8 @@ from tasks.jobs.score import ScoreJob
 from tasks.store.archive import VideoEntry
 from tasks.store.manifest import DONE, VideoOutcome
 
-from .progress import wait_with_progress
-from .runner import submit
+from .progress import say, wait_with_progress
+from .runner import submit, worker_count
 from .settings import Settings
 from .work import extract_videos_task, report_video_task, score_batch_task
 
@@ -22,29 +23,50 @@ if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
 
 
+MAX_PARTS = 64
+
+
+def split_large(entries: list[VideoEntry], megabytes: int, workers: int) -> list[VideoEntry]:
+    """With several workers, a file larger than `megabytes` becomes parts (`VideoEntry.part`), one task each, at
+    most one per worker (and MAX_PARTS): consecutive clip ranges extracted in parallel and merged into the video's
+    one Parquet by the last part to finish (`tasks.jobs.extract.merge_parts`)."""
+    budget = megabytes * 2**20
+    out: list[VideoEntry] = []
+    for entry in entries:
+        n = min(workers, MAX_PARTS, -(-entry.size // budget)) if entry.size > budget else 1
+        out += [replace(entry, part=(k, n)) for k in range(n)] if n > 1 else [entry]
+    return out
+
+
 def task_groups(entries: list[VideoEntry], videos: int, megabytes: int, workers: int) -> list[list[VideoEntry]]:
     """Videos in archive order, packed into tasks of at most `videos` files and `megabytes` MB (a larger file
-    alone), and into at least `workers` tasks when there are that many videos, so every worker gets some: many
-    short files cost one task's orchestration, not one each."""
+    alone; with several workers split into parts, `split_large`), and into at least `workers` tasks when there are
+    that many videos, so every worker gets some: many short files cost one task's orchestration, not one each."""
     if not entries:
         return []
+    entries = split_large(entries, megabytes, workers)
     per_task = max(1, min(videos, len(entries) // max(workers, 1)))
     groups: list[list[VideoEntry]] = [[]]
     size = 0
     for entry in entries:
-        if groups[-1] and (len(groups[-1]) >= per_task or size + entry.size > megabytes * 2**20):
+        entry_size = entry.size // (entry.part[1] if entry.part else 1)
+        alone = entry.part is not None or (groups[-1] and groups[-1][-1].part is not None)  # a part is one task
+        if groups[-1] and (len(groups[-1]) >= per_task or size + entry_size > megabytes * 2**20 or alone):
             groups.append([])
             size = 0
         groups[-1].append(entry)
-        size += entry.size
+        size += entry_size
     return groups
 
 
 def run_extraction(runner: DaskTaskRunner, plan: Plan, settings: Settings) -> list[VideoOutcome]:
-    """Extraction tasks of several videos each (`task_groups`) on the Dask runner (GPU-annotated with --gpu-tasks);
-    one outcome per video."""
+    """Extraction tasks of several videos each (`task_groups`, sized by the cluster's workers now) on the Dask
+    runner (GPU-annotated with --gpu-tasks); one outcome per video (and per part of a split video)."""
     gpu, e = settings.cluster.gpu_tasks, settings.extractor
-    groups = task_groups(plan.extract, e.task_videos, e.task_mb, settings.cluster.workers)
+    groups = task_groups(plan.extract, e.task_videos, e.task_mb, worker_count(runner, settings.cluster.workers))
+    split = sorted({(x.video_id, x.part[1]) for g in groups for x in g if x.part})
+    for video_id, n in split:
+        say(f"{video_id}: larger than a task ({e.task_mb} MB), extracted in {n} parts by {n} tasks, then merged")
     futures = [
         submit(
             runner,

@@ -152,6 +152,14 @@ class SharedCluster:
         yield self._runner
 
 
+def worker_count(runner: DaskTaskRunner, configured: int) -> int:
+    """The cluster's workers now (an existing cluster has as many as were started); `configured` if unknown."""
+    try:
+        return max(1, len(runner.client.scheduler_info().get("workers", {})))
+    except Exception:
+        return configured
+
+
 def submit(runner: DaskTaskRunner, task: Any, gpu: bool = False, **parameters: Any) -> Any:
     with gpu_resource(gpu):
         return runner.submit(task, parameters)

@@ -215,6 +215,13 @@ def extract_videos(
     videos: list[_Video] = []
     for entry in entries:
         video = _Video(entry, have_features=False)
+        if entry.part is not None and not job.force and features_current(store, job, entry) is not None:
+            # merged already: part 0 finishes what is missing (objects) for the whole video, the others skip
+            video = _Video(dataclasses.replace(entry, part=None), have_features=False)
+            if entry.part[0] != 0:
+                video.outcome = VideoOutcome(entry.video_id, SKIPPED, "extract-part", started_at=video.timer.started_at)
+                videos.append(video)
+                continue
         try:  # every read and write of a video, freshness checks included: a fault fails this video only
             video.have_features = not job.force and features_current(store, job, entry) is not None
             have_objects = not job.force and objects_current(store, job, entry)
@@ -259,7 +266,7 @@ def _run(todo: list[_Video], store: OutputStore, job: ExtractJob, archive: Archi
     def read_clips(video: _Video, source: IsolatedVideo) -> Iterator[Clip]:
         if video.have_features:  # only the objects are missing: no clip is decoded
             return iter(())
-        return source.clips(spec.clip_len, spec.stride, short_side=spec.short_side)
+        return source.clips(spec.clip_len, spec.stride, short_side=spec.short_side, part=video.entry.part)
 
     batch: list[tuple[_Video, int, np.ndarray]] = []
 
@@ -337,7 +344,7 @@ def _finish(video: _Video, store: OutputStore, job: ExtractJob, detections: _Det
             if not video.clips:
                 raise VideoDecodeError(entry.video_id, "no clips could be read")
             features = _feature_table(video, job)
-            store.write_table(target, features)
+            store.write_table(_own(store, target, entry), features)
         video.features = features
         if detections is not None and video.hold is not None:  # objects follow the features' clips
             detections.add(video, video.hold.video)
@@ -354,17 +361,68 @@ def _write_objects(video: _Video, store: OutputStore, job: ExtractJob) -> None:
     assert job.detector is not None and video.features is not None
     try:
         table = _objects_table(video.entry, video.features, job.detector, video.objects)
-        store.write_table(store.objects(job.detector.detector_id, video.entry.video_id), table)
+        store.write_table(
+            _own(store, store.objects(job.detector.detector_id, video.entry.video_id), video.entry), table
+        )
         _done(video, store, job)
     except Exception as exc:
         _finish_failed(video, exc, store, job)
 
 
+def _own(store: OutputStore, table_url: str, entry: VideoEntry) -> str:
+    """Where this task writes a table of the video: the table itself, or its part when the video is split."""
+    return table_url if entry.part is None else store.part_file(table_url, *entry.part)
+
+
 def _done(video: _Video, store: OutputStore, job: ExtractJob) -> None:
+    """The video's outcome; a part merges the parts when it finds all of them written (the last one does)."""
     assert video.features is not None
-    timer, target = video.timer, store.features(job.spec.extractor_id, video.entry.video_id)
-    video.outcome = VideoOutcome(video.entry.video_id, DONE, "extract", seconds=timer.seconds,
-                                 clips=video.features.num_rows, output=target, started_at=timer.started_at)  # fmt: skip
+    entry, timer = video.entry, video.timer
+    target, rows = store.features(job.spec.extractor_id, entry.video_id), video.features.num_rows
+    if entry.part is not None:
+        merged = merge_parts(store, job, entry)
+        if merged is None:  # other parts still running: the last one merges
+            k, n = entry.part
+            video.outcome = VideoOutcome(entry.video_id, SKIPPED, "extract-part", seconds=timer.seconds, clips=rows,
+                                         error=f"part {k + 1} of {n} written; merged by the last part",
+                                         started_at=timer.started_at)  # fmt: skip
+            return
+        rows = merged
+    video.outcome = VideoOutcome(entry.video_id, DONE, "extract", seconds=timer.seconds, clips=rows, output=target,
+                                 started_at=timer.started_at)  # fmt: skip
+
+
+def merge_parts(store: OutputStore, job: ExtractJob, entry: VideoEntry) -> int | None:
+    """When every part of a split video is written for this version of the file, its features (and objects) are
+    concatenated in clip order into the video's tables and the parts deleted; returns the clips, or None while
+    parts are missing. Two parts finishing at once may both merge: the same tables, written atomically."""
+    assert entry.part is not None
+    n = entry.part[1]
+    tables = [store.features(job.spec.extractor_id, entry.video_id)]
+    if job.detector is not None:
+        tables.append(store.objects(job.detector.detector_id, entry.video_id))
+    parts = {url: [store.part_file(url, k, n) for k in range(n)] for url in tables}
+    for urls in parts.values():
+        for url in urls:
+            meta = store.read_metadata(url)
+            if meta is None or meta.get("fingerprint") != entry.fingerprint:
+                return None
+    clips = 0
+    for url, urls in parts.items():
+        merged = pa.concat_tables([store.read_arrow(u) for u in urls])
+        order = np.argsort(merged.column("start_frame").to_numpy(), kind="stable")
+        merged = merged.take(pa.array(order))
+        index = merged.schema.get_field_index("clip_index")
+        merged = merged.set_column(index, "clip_index", pa.array(np.arange(len(merged), dtype=np.int32)))
+        store.write_table(url, merged)
+        clips = len(merged)
+    for urls in parts.values():
+        for url in urls:
+            try:
+                store.delete(url)
+            except FileNotFoundError:  # merged and deleted by the other part at the same time
+                pass
+    return clips
 
 
 def _finish_failed(video: _Video, exc: BaseException, store: OutputStore, job: ExtractJob) -> None:

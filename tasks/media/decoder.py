@@ -177,9 +177,9 @@ class IsolatedVideo:
             if not finished:
                 self._decoder.kill()
 
-    def clips(self, clip_len: int = 16, stride: int = 16, short_side: int | None = None, chunk: int = 64
-              ) -> Iterator[Clip]:  # fmt: skip
-        return self._stream("clips", clip_len=clip_len, stride=stride, short_side=short_side, chunk=chunk)
+    def clips(self, clip_len: int = 16, stride: int = 16, short_side: int | None = None, chunk: int = 64,
+              part: tuple[int, int] | None = None) -> Iterator[Clip]:  # fmt: skip
+        return self._stream("clips", clip_len=clip_len, stride=stride, short_side=short_side, chunk=chunk, part=part)
 
     def frames(self, indices: Sequence[int], max_short_side: int | None = None, chunk: int = 64
                ) -> Iterator[np.ndarray]:  # fmt: skip

@@ -71,6 +71,13 @@ def clip_ranges(n_frames: int, clip_len: int, stride: int) -> list[tuple[int, in
     return [(s, s + clip_len) for s in range(0, n_frames - clip_len + 1, stride)]
 
 
+def part_range(n_clips: int, k: int, n: int) -> tuple[int, int]:
+    """Clips [first, last) of part k of n: consecutive, as equal as can be, together every clip once."""
+    if not 0 <= k < n:
+        raise ValueError(f"part {k} of {n}")
+    return n_clips * k // n, n_clips * (k + 1) // n
+
+
 def scaled_size(height: int, width: int, short_side: int | None) -> tuple[int, int]:
     if not short_side:
         return height, width
@@ -190,7 +197,9 @@ class ClipReader:
         num_threads: int = 1,
         name: str | None = None,
         backend: str = "decord",
+        part: tuple[int, int] | None = None,
     ):
+        """`part` (k, n): only the k-th of n consecutive ranges of clips (clip indices stay the video's)."""
         if clip_len < 1 or stride < 1 or chunk < 1:
             raise ValueError("clip_len, stride and chunk must be >= 1")
         self.source = source if isinstance(source, VideoSource) else VideoSource(source, name, backend=backend)
@@ -201,6 +210,10 @@ class ClipReader:
         self.height, self.width = scaled_size(self.native_height, self.native_width, short_side)
         self._reader = self.source.reader(self.height, self.width, num_threads)
         self.ranges = clip_ranges(self.n_frames, clip_len, stride)
+        self.first = 0
+        if part is not None:
+            self.first, last = part_range(len(self.ranges), *part)
+            self.ranges = self.ranges[self.first : last]
 
     @property
     def n_clips(self) -> int:
@@ -209,7 +222,7 @@ class ClipReader:
     def __iter__(self) -> Iterator[Clip]:
         buf = np.zeros((0, self.height, self.width, 3), np.uint8)
         buf_start = 0  # frame index of buf[0]
-        for index, (start, end) in enumerate(self.ranges):
+        for index, (start, end) in enumerate(self.ranges, start=self.first):
             drop = min(max(start - buf_start, 0), len(buf))
             buf, buf_start = buf[drop:], buf_start + drop
             while buf_start + len(buf) < end:

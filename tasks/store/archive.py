@@ -35,6 +35,7 @@ class VideoEntry:
     url: str
     size: int
     fingerprint: str
+    part: tuple[int, int] | None = None  # (k, n): the k-th of n clip ranges (a long file split across tasks)
 
 
 def validate_video_id(video_id: str) -> str:

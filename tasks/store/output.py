@@ -91,6 +91,12 @@ class OutputStore:
     def features(self, extractor_id: str, video_id: str) -> str:
         return join(self.features_dir(extractor_id), safe_relpath(video_id) + ".parquet")
 
+    def part_file(self, table_url: str, k: int, n: int) -> str:
+        """Part k of n of a per-video table (a long file extracted by several tasks, merged by the last one):
+        hidden (a leading dot) beside the table, so listings never take it for a video."""
+        folder, name = posixpath.split(table_url)
+        return join(folder, f".{name.removesuffix('.parquet')}.part-{int(k)}-of-{int(n)}.parquet")
+
     def quarantine(self, extractor_id: str, video_id: str) -> str:
         return join(self.features_dir(extractor_id), QUARANTINE, safe_relpath(video_id) + ".json")
 

@@ -84,3 +84,33 @@ def test_s3_archive_and_output_identical_to_local(local_run, s3_endpoint, monkey
             np.testing.assert_array_equal(remote.column(col), local.column(col))
     runs = fs.ls("vad-test/out/runs")
     assert len(runs) == 1 and fs.exists(runs[0] + "/manifest.parquet")
+
+
+def test_a_file_larger_than_a_task_is_split_across_two_workers_and_merged(prefect_api, tmp_path, monkeypatch):
+    """`extractor.task_mb` 1 and two LocalCluster workers: the 1.25 MB sample video becomes two parts extracted by
+    two tasks; the run reports one video with all its clips in one Parquet, the same as one task makes."""
+    import shutil
+
+    from tests.conftest import VIDEOS
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.copy(os.path.join(VIDEOS, "v_ZNVhz7ctTq0.mp4"), archive / "long.mp4")
+    monkeypatch.setenv("VAD_TASK_MB", "1")
+    args = ["--archive", str(archive), "--size", "32", "--stride", "32"]
+    result = vad("extract", *args, "--out", tmp_path / "split", "--workers", 2)
+    assert result.exit_code == 0, result.output
+    assert "long.mp4: larger than a task (1 MB), extracted in 2 parts by 2 tasks" in " ".join(result.output.split())
+    summary, run_dir = latest_summary(str(tmp_path / "split"))
+    assert summary["counts"] == {"done": 1, "skipped": 0, "failed": 0, "quarantined": 0}
+    manifest = pd.read_parquet(os.path.join(run_dir, "manifest.parquet"))
+    features = sorted(p.name for p in (tmp_path / "split" / "features").rglob("*.parquet"))
+    assert features == ["long.mp4.parquet"] and manifest.clips.tolist() == [manifest.clips.iloc[0]]
+    monkeypatch.setenv("VAD_TASK_MB", "2048")
+    assert vad("extract", *args, "--out", tmp_path / "whole").exit_code == 0
+    [split] = (tmp_path / "split" / "features").rglob("long.mp4.parquet")
+    [whole] = (tmp_path / "whole" / "features").rglob("long.mp4.parquet")
+    a, b = pd.read_parquet(split), pd.read_parquet(whole)
+    assert a.clip_index.tolist() == list(range(len(b))) and a.start_frame.tolist() == b.start_frame.tolist()
+    assert manifest.clips.iloc[0] == len(b)
+    np.testing.assert_allclose(np.stack(a.feature), np.stack(b.feature), atol=1e-4)

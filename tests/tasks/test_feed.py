@@ -81,3 +81,55 @@ def test_tasks_pack_short_files_and_leave_big_ones_alone():
     big = [VideoEntry("big.mp4", "/a/big.mp4", 3 * 2**30, "f"), *entries[:3]]
     assert [len(g) for g in task_groups(big, 16, 2048, workers=1)] == [1, 3]
     assert task_groups([], 16, 2048, 1) == []
+
+
+def test_with_several_workers_a_big_file_becomes_parts_one_task_each():
+    small = [VideoEntry(f"v{i}.mp4", f"/a/v{i}.mp4", 10 * 2**20, "f") for i in range(3)]
+    big = VideoEntry("big.mp4", "/a/big.mp4", 5000 * 2**20, "f")
+    groups = task_groups([small[0], big, *small[1:]], videos=16, megabytes=2048, workers=4)
+    assert [[(e.video_id, e.part) for e in g] for g in groups] == [
+        [("v0.mp4", None)],
+        [("big.mp4", (0, 3))],
+        [("big.mp4", (1, 3))],
+        [("big.mp4", (2, 3))],
+        [("v1.mp4", None)],
+        [("v2.mp4", None)],
+    ]  # fmt: skip (6 entries on 4 workers: one per task)
+    assert [len(g) for g in task_groups([big], 16, 2048, workers=2)] == [1, 1]  # at most one part per worker
+    assert [e.part for g in task_groups([big], 16, 2048, workers=1) for e in g] == [None]  # one worker: whole
+
+
+def test_parts_of_a_video_extracted_by_separate_tasks_merge_into_its_one_table(tmp_path):
+    """Three parts of one video, each extracted by its own call (as separate tasks would, finishing in any
+    order): the last one merges features and objects into the video's tables, equal to extracting it whole."""
+    import dataclasses
+
+    from tasks.media.synthetic import render_video
+
+    render_video(str(tmp_path / "a" / "cam" / "long.mp4"), "Fighting", seed=4, duration_s=10, segment=(3, 6))
+    [entry] = discover_videos(str(tmp_path / "a"))
+    detector = DetectorSpec(mode="proposals", max_objects=4)
+    job = ExtractJob(SPEC, detector=detector, decode_workers=1)
+    whole = OutputStore(str(tmp_path / "whole"))
+    assert extract_video(entry, whole, job).status == "done"
+    split = OutputStore(str(tmp_path / "split"))
+    outcomes = {}
+    for k in (2, 0, 1):
+        [outcomes[k]] = extract_videos([dataclasses.replace(entry, part=(k, 3))], split, job)
+    assert [(outcomes[k].status, outcomes[k].stage) for k in (2, 0, 1)] == [
+        ("skipped", "extract-part"), ("skipped", "extract-part"), ("done", "extract")]  # fmt: skip
+    assert outcomes[1].clips == 10 and sorted(p.name for p in (tmp_path / "split").rglob("*.parquet")) == [
+        "long.mp4.parquet", "long.mp4.parquet"]  # features and objects; the parts are gone  # fmt: skip
+    tables = (lambda s: s.features(SPEC.extractor_id, entry.video_id),
+              lambda s: s.objects(detector.detector_id, entry.video_id))  # fmt: skip
+    for url in tables:
+        a, b = whole.read_table(url(whole)), split.read_table(url(split))
+        assert a.column("clip_index").tolist() == b.column("clip_index").tolist() == list(range(10))
+        assert a.column("start_frame").tolist() == b.column("start_frame").tolist()
+        assert a.metadata["fingerprint"] == b.metadata["fingerprint"] == entry.fingerprint
+    fa = np.stack(whole.read_table(whole.features(SPEC.extractor_id, entry.video_id)).column("feature"))
+    fb = np.stack(split.read_table(split.features(SPEC.extractor_id, entry.video_id)).column("feature"))
+    np.testing.assert_allclose(fa, fb, atol=1e-4)
+    # the merged video is current: every part of a later run skips it
+    again = [extract_videos([dataclasses.replace(entry, part=(k, 3))], split, job)[0].status for k in range(3)]
+    assert again == ["skipped"] * 3
