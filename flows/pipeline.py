@@ -4,6 +4,7 @@ records (its manifest, lease and index) is `run_record.RunRecord`."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,8 @@ def split_large(entries: list[VideoEntry], megabytes: int, workers: int) -> list
     out: list[VideoEntry] = []
     for entry in entries:
         n = min(workers, MAX_PARTS, -(-entry.size // budget)) if entry.size > budget else 1
-        out += [replace(entry, part=(k, n)) for k in range(n)] if n > 1 else [entry]
+        split_id = uuid.uuid4().hex[:12]
+        out += [replace(entry, part=(k, n), split_id=split_id) for k in range(n)] if n > 1 else [entry]
     return out
 
 
@@ -63,7 +65,8 @@ def run_extraction(runner: DaskTaskRunner, plan: Plan, settings: Settings) -> li
     """Extraction tasks of several videos each (`task_groups`, sized by the cluster's workers now) on the Dask
     runner (GPU-annotated with --gpu-tasks); one outcome per video (and per part of a split video)."""
     gpu, e = settings.cluster.gpu_tasks, settings.extractor
-    groups = task_groups(plan.extract, e.task_videos, e.task_mb, worker_count(runner, settings.cluster.workers))
+    workers = worker_count(runner, settings.cluster.workers, gpu)
+    groups = task_groups(plan.extract, e.task_videos, e.task_mb, workers)
     split = sorted({(x.video_id, x.part[1]) for g in groups for x in g if x.part})
     for video_id, n in split:
         say(f"{video_id}: larger than a task ({e.task_mb} MB), extracted in {n} parts by {n} tasks, then merged")

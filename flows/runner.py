@@ -152,12 +152,16 @@ class SharedCluster:
         yield self._runner
 
 
-def worker_count(runner: DaskTaskRunner, configured: int) -> int:
-    """The cluster's workers now (an existing cluster has as many as were started); `configured` if unknown."""
+def worker_count(runner: DaskTaskRunner, configured: int, gpu: bool = False) -> int:
+    """The workers that can take the run's tasks now (with `gpu`, those offering the GPU resource); `configured`
+    when none is connected yet or the cluster cannot tell."""
     try:
-        return max(1, len(runner.client.scheduler_info().get("workers", {})))
+        workers = list(runner.client.scheduler_info().get("workers", {}).values())
     except Exception:
         return configured
+    if gpu:
+        workers = [w for w in workers if w.get("resources", {}).get("GPU", 0) >= 1]
+    return len(workers) or configured
 
 
 def submit(runner: DaskTaskRunner, task: Any, gpu: bool = False, **parameters: Any) -> Any:

@@ -27,7 +27,7 @@ from ..media.video import Clip, VideoDecodeError
 from ..store.archive import Archive, VideoEntry
 from ..store.manifest import DONE, FAILED, SKIPPED, Timer, VideoOutcome, failure_reason
 from ..store.output import OutputStore
-from ..store.tables import feature_table, objects_table
+from ..store.tables import clip_columns, feature_table, objects_table
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,7 @@ def _feature_table(v: _Video, job: ExtractJob) -> pa.Table:
         "decoder": job.decoder,
         "precision": job.precision,
         "channels_last": str(job.channels_last).lower(),
+        **_part_metadata(v.entry),
     }
     pooled = np.stack([v.pooled[i] for i in range(n)])
     tokens = np.stack([v.tokens[i] for i in range(n)]) if job.tokens else None
@@ -142,6 +143,7 @@ def _objects_table(entry: VideoEntry, features: pa.Table, detector: DetectorSpec
         "video_id": entry.video_id,
         "detector_spec": json.dumps(dataclasses.asdict(detector)),
         "weights": _weights_label(detector.weights),
+        **_part_metadata(entry),
     }
     return objects_table(entry.video_id, starts, ends, centers, fps, frames, meta)
 
@@ -153,10 +155,8 @@ class _Detections:
     between batches. A video is written when its last frame's objects are back (`done`)."""
 
     def __init__(self, job: ExtractJob, device: str | None, done, failed) -> None:
-        from ..media.detectors import cached_detector
-
         assert job.detector is not None
-        self.spec, self.detector = job.detector, cached_detector(job.detector, device)
+        self.spec, self.device = job.detector, device
         self.batch_size, self.done, self.failed = job.batch_size, done, failed
         self.frames: list[tuple[_Video, int, np.ndarray]] = []
 
@@ -181,8 +181,10 @@ class _Detections:
         if not held:
             return
         try:
-            found = self.detector.detect([frame for _, _, frame in held])
-        except Exception as exc:  # one bad batch fails the videos in it
+            from ..media.detectors import cached_detector  # built on first use: a detector that cannot load fails
+
+            found = cached_detector(self.spec, self.device).detect([frame for _, _, frame in held])
+        except Exception as exc:  # the videos of this batch only, as does one bad batch
             for video in {id(v): v for v, _, _ in held}.values():
                 self.failed(video, exc)
             return
@@ -215,20 +217,19 @@ def extract_videos(
     videos: list[_Video] = []
     for entry in entries:
         video = _Video(entry, have_features=False)
-        if entry.part is not None and not job.force and features_current(store, job, entry) is not None:
-            # merged already: part 0 finishes what is missing (objects) for the whole video, the others skip
-            video = _Video(dataclasses.replace(entry, part=None), have_features=False)
-            if entry.part[0] != 0:
-                video.outcome = VideoOutcome(entry.video_id, SKIPPED, "extract-part", started_at=video.timer.started_at)
-                videos.append(video)
-                continue
         try:  # every read and write of a video, freshness checks included: a fault fails this video only
             video.have_features = not job.force and features_current(store, job, entry) is not None
             have_objects = not job.force and objects_current(store, job, entry)
         except Exception as exc:
             video.outcome = _failed(video, exc)
         else:
-            if video.have_features and have_objects:
+            if entry.part is not None and video.have_features:
+                # merged already: part 0 finishes what is missing (objects) for the whole video, the others skip
+                video.entry = dataclasses.replace(entry, part=None)
+                if entry.part[0] != 0 or have_objects:
+                    video.outcome = VideoOutcome(entry.video_id, SKIPPED, "extract-part",
+                                                 started_at=video.timer.started_at)  # fmt: skip
+            elif video.have_features and have_objects:
                 target = store.features(job.spec.extractor_id, entry.video_id)
                 video.outcome = VideoOutcome(entry.video_id, SKIPPED, "extract", output=target,
                                              started_at=video.timer.started_at)  # fmt: skip
@@ -340,6 +341,9 @@ def _finish(video: _Video, store: OutputStore, job: ExtractJob, detections: _Det
             return
         if video.have_features:
             features = store.read_table(target).table
+        elif not video.clips and entry.part is not None and int((video.info or {}).get("frame_count", 0)) > 0:
+            _write_empty_part(video, store, job)  # more parts than this video has clips: nothing is missing
+            return
         else:
             if not video.clips:
                 raise VideoDecodeError(entry.video_id, "no clips could be read")
@@ -369,6 +373,26 @@ def _write_objects(video: _Video, store: OutputStore, job: ExtractJob) -> None:
         _finish_failed(video, exc, store, job)
 
 
+def _part_metadata(entry: VideoEntry) -> dict[str, str]:
+    """What a part table carries so that only parts of one split merge."""
+    return {} if entry.part is None else {"split_id": entry.split_id, "part": f"{entry.part[0]}/{entry.part[1]}"}
+
+
+def _write_empty_part(video: _Video, store: OutputStore, job: ExtractJob) -> None:
+    """A part whose clip range is empty: zero-row tables of the clip columns (skipped by the merge)."""
+    entry, info = video.entry, video.info or {}
+    meta = {"fingerprint": entry.fingerprint, "fps": info.get("fps", 0.0), **_part_metadata(entry)}
+    empty = pa.table(clip_columns(entry.video_id, [], [], [], float(info.get("fps") or 1.0)))
+    empty = empty.replace_schema_metadata({k: str(v) for k, v in meta.items()})
+    urls = [store.features(job.spec.extractor_id, entry.video_id)]
+    if job.detector is not None:
+        urls.append(store.objects(job.detector.detector_id, entry.video_id))
+    for url in urls:
+        store.write_table(_own(store, url, entry), empty)
+    video.features = empty
+    _done(video, store, job)
+
+
 def _own(store: OutputStore, table_url: str, entry: VideoEntry) -> str:
     """Where this task writes a table of the video: the table itself, or its part when the video is split."""
     return table_url if entry.part is None else store.part_file(table_url, *entry.part)
@@ -393,9 +417,11 @@ def _done(video: _Video, store: OutputStore, job: ExtractJob) -> None:
 
 
 def merge_parts(store: OutputStore, job: ExtractJob, entry: VideoEntry) -> int | None:
-    """When every part of a split video is written for this version of the file, its features (and objects) are
-    concatenated in clip order into the video's tables and the parts deleted; returns the clips, or None while
-    parts are missing. Two parts finishing at once may both merge: the same tables, written atomically."""
+    """When every part of this split (`entry.split_id`) of the video is written for this version of the file, its
+    features (and objects) are concatenated in clip order into the video's tables, and every part file of the video
+    is deleted (stale ones of earlier splits too); returns the clips, or None while parts are missing. Two parts
+    finishing at once may both merge (the same tables, written atomically); one that finds the parts gone while
+    reading them takes the other's merge."""
     assert entry.part is not None
     n = entry.part[1]
     tables = [store.features(job.spec.extractor_id, entry.video_id)]
@@ -405,22 +431,29 @@ def merge_parts(store: OutputStore, job: ExtractJob, entry: VideoEntry) -> int |
     for urls in parts.values():
         for url in urls:
             meta = store.read_metadata(url)
-            if meta is None or meta.get("fingerprint") != entry.fingerprint:
+            if meta is None or (meta.get("fingerprint"), meta.get("split_id")) != (entry.fingerprint, entry.split_id):
                 return None
+    try:
+        merged = {url: pa.concat_tables([t for t in (store.read_arrow(u) for u in urls) if t.num_rows])
+                  for url, urls in parts.items()}  # fmt: skip
+    except FileNotFoundError:  # another part merged them meanwhile
+        meta = store.read_metadata(tables[0])
+        if meta is None or meta.get("fingerprint") != entry.fingerprint:
+            return None
+        return store.read_table(tables[0]).table.num_rows
     clips = 0
-    for url, urls in parts.items():
-        merged = pa.concat_tables([store.read_arrow(u) for u in urls])
-        order = np.argsort(merged.column("start_frame").to_numpy(), kind="stable")
-        merged = merged.take(pa.array(order))
-        index = merged.schema.get_field_index("clip_index")
-        merged = merged.set_column(index, "clip_index", pa.array(np.arange(len(merged), dtype=np.int32)))
-        store.write_table(url, merged)
-        clips = len(merged)
-    for urls in parts.values():
-        for url in urls:
+    for url, table in merged.items():
+        table = table.take(pa.array(np.argsort(table.column("start_frame").to_numpy(), kind="stable")))
+        index = table.schema.get_field_index("clip_index")
+        table = table.set_column(index, "clip_index", pa.array(np.arange(len(table), dtype=np.int32)))
+        meta = {k: v for k, v in (table.schema.metadata or {}).items() if k not in (b"split_id", b"part")}
+        store.write_table(url, table.replace_schema_metadata(meta))
+        clips = len(table)
+    for url in tables:
+        for part in store.part_files(url):
             try:
-                store.delete(url)
-            except FileNotFoundError:  # merged and deleted by the other part at the same time
+                store.delete(part)
+            except FileNotFoundError:  # deleted by the other part merging at the same time
                 pass
     return clips
 

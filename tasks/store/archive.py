@@ -36,6 +36,7 @@ class VideoEntry:
     size: int
     fingerprint: str
     part: tuple[int, int] | None = None  # (k, n): the k-th of n clip ranges (a long file split across tasks)
+    split_id: str = ""  # names one split: only parts of the same split are merged together
 
 
 def validate_video_id(video_id: str) -> str:

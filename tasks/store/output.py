@@ -97,6 +97,14 @@ class OutputStore:
         folder, name = posixpath.split(table_url)
         return join(folder, f".{name.removesuffix('.parquet')}.part-{int(k)}-of-{int(n)}.parquet")
 
+    def part_files(self, table_url: str) -> list[str]:
+        """Every part file of a table, of any split (stale ones from earlier runs included)."""
+        folder, name = posixpath.split(table_url)
+        fs, path = filesystem(folder, self.storage_options)
+        pattern = f"{path.rstrip('/')}/.{name.removesuffix('.parquet')}.part-*-of-*.parquet"
+        found = retrying(lambda: fs.glob(pattern), f"listing {folder}")
+        return sorted(join(folder, posixpath.basename(p)) for p in found)
+
     def quarantine(self, extractor_id: str, video_id: str) -> str:
         return join(self.features_dir(extractor_id), QUARANTINE, safe_relpath(video_id) + ".json")
 

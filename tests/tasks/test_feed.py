@@ -114,12 +114,17 @@ def test_parts_of_a_video_extracted_by_separate_tasks_merge_into_its_one_table(t
     assert extract_video(entry, whole, job).status == "done"
     split = OutputStore(str(tmp_path / "split"))
     outcomes = {}
+    # an earlier split left its part 1 (and a part of a 2-way split): never merged with this one, deleted by it
+    assert extract_videos([dataclasses.replace(entry, part=(1, 3), split_id="old")], split, job)[0].status == "skipped"
+    assert (
+        extract_videos([dataclasses.replace(entry, part=(0, 2), split_id="older")], split, job)[0].status == "skipped"
+    )
     for k in (2, 0, 1):
-        [outcomes[k]] = extract_videos([dataclasses.replace(entry, part=(k, 3))], split, job)
+        [outcomes[k]] = extract_videos([dataclasses.replace(entry, part=(k, 3), split_id="s1")], split, job)
     assert [(outcomes[k].status, outcomes[k].stage) for k in (2, 0, 1)] == [
         ("skipped", "extract-part"), ("skipped", "extract-part"), ("done", "extract")]  # fmt: skip
-    assert outcomes[1].clips == 10 and sorted(p.name for p in (tmp_path / "split").rglob("*.parquet")) == [
-        "long.mp4.parquet", "long.mp4.parquet"]  # features and objects; the parts are gone  # fmt: skip
+    left = sorted(name for _, _, names in os.walk(tmp_path / "split") for name in names if name.endswith(".parquet"))
+    assert outcomes[1].clips == 10 and left == ["long.mp4.parquet", "long.mp4.parquet"]  # every part file is gone
     tables = (lambda s: s.features(SPEC.extractor_id, entry.video_id),
               lambda s: s.objects(detector.detector_id, entry.video_id))  # fmt: skip
     for url in tables:
@@ -133,3 +138,19 @@ def test_parts_of_a_video_extracted_by_separate_tasks_merge_into_its_one_table(t
     # the merged video is current: every part of a later run skips it
     again = [extract_videos([dataclasses.replace(entry, part=(k, 3))], split, job)[0].status for k in range(3)]
     assert again == ["skipped"] * 3
+
+
+def test_a_video_with_fewer_clips_than_parts_still_merges(tmp_path):
+    import dataclasses
+
+    from tasks.media.synthetic import render_video
+
+    render_video(str(tmp_path / "a" / "short.mp4"), None, seed=5, duration_s=2)  # 32 frames: 2 clips
+    [entry] = discover_videos(str(tmp_path / "a"))
+    store, job = OutputStore(str(tmp_path / "out")), ExtractJob(SPEC, decode_workers=1)
+    outcomes = [extract_videos([dataclasses.replace(entry, part=(k, 3), split_id="s")], store, job)[0]
+                for k in range(3)]  # fmt: skip
+    assert [o.status for o in outcomes] == ["skipped", "skipped", "done"] and outcomes[-1].clips == 2
+    assert [n for _, _, names in os.walk(tmp_path / "out") for n in names if n.endswith(".parquet")] == [
+        "short.mp4.parquet"]  # fmt: skip
+    assert not (tmp_path / "out" / "features" / SPEC.extractor_id / "_quarantine").exists()
