@@ -68,7 +68,7 @@ f false alarm, u unsure</p>
 <th>review</th></tr>{"".join(rows)}</table>{more}"""
     shown_ids = {s["event_id"] for s in events[:SHOWN]}
     data = {"model_id": model_id, "reviews": {k: v for k, v in reviews.items() if k in shown_ids}}
-    return page(f"vad alerts {run_id}", body, data)
+    return page(f"vad alerts {run_id}", body, data).encode()
 
 
 def write_alerts_page(store: OutputStore, model_id: str, run_id: str, segments: pa.Table) -> str:

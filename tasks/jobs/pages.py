@@ -60,9 +60,9 @@ def with_data(page: str, data: dict[str, Any]) -> str:
     return DATA_BLOCK.sub(lambda _: data_block(data), page, count=1)
 
 
-def page(title: str, body: str, data: dict[str, Any] | None = None, style: str = "") -> bytes:
+def page(title: str, body: str, data: dict[str, Any] | None = None, style: str = "") -> str:
     return f"""<!doctype html><html><head><meta charset="utf-8">{CSP}
 <meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <title>{html.escape(title)}</title>
 <style>{STYLE}{style}</style></head><body>{body}
-{data_block(data or {})}<script>{SCRIPT}</script></body></html>""".encode()
+{data_block(data or {})}<script>{SCRIPT}</script></body></html>"""

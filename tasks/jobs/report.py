@@ -22,9 +22,9 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from urllib.parse import quote
 
 import numpy as np
@@ -178,16 +178,22 @@ def thumbnails_png(
     """The frames as small PNGs, reading the video once in the decoder child under THUMBNAIL_LIMIT; Nones for
     frames that cannot be read now (reports never fail, nor hang, on thumbnails). `store` lends its storage options
     for remote source videos."""
-    from PIL import Image
-
     if not frames or not video_url:
         return [None] * len(frames)
+    try:
+        with (store or OutputStore(".")).local_copy(video_url) as path:
+            return _thumbnails(path, video_url, frames, width)
+    except OSError:
+        return [None] * len(frames)
+
+
+def _thumbnails(path: str, name: str, frames: list[int], width: int = 240) -> list[str | None]:
+    """`thumbnails_png` of a local file."""
+    from PIL import Image
+
     out: list[str | None] = []
     try:
-        with (
-            (store or OutputStore(".")).local_copy(video_url) as path,
-            IsolatedVideo(path, video_url, THUMBNAIL_LIMIT) as video,
-        ):
+        with IsolatedVideo(path, name, THUMBNAIL_LIMIT) as video:
             for frame in video.frames_or_none(frames):  # one frame in memory at a time
                 if frame is None:
                     out.append(None)
@@ -293,18 +299,27 @@ threshold {report["threshold"]:.2f} &middot; highest score {report["max_score"]:
 <h2>Anomalous segments ({len(report["segments"])})</h2>
 {table}
 <p class="muted">source: {e(report.get("source_url", ""))}</p>"""
-    return page(report["video_id"], body, {"model_id": report["model_id"]}).decode()
+    return page(report["video_id"], body, {"model_id": report["model_id"]})
 
 
-@contextmanager
-def _local_source(store: OutputStore, url: str) -> Iterator[str | None]:
-    """The source video as a local file, or None when it cannot be read now (reports never fail on it)."""
-    with ExitStack() as stack:
-        try:
-            path: str | None = stack.enter_context(store.local_copy(url)) if url else None
-        except Exception:
-            path = None
-        yield path
+class _LocalSource:
+    """The source video as a local file, taken on first use only (most reports have no event and a template that
+    gives the time: a remote video is then never downloaded), or None when it cannot be read now (reports never
+    fail on it). Kept until the ExitStack closes."""
+
+    def __init__(self, stack: ExitStack, store: OutputStore, url: str) -> None:
+        self.stack, self.store, self.url = stack, store, url
+        self.taken = False
+        self.local: str | None = None
+
+    def path(self) -> str | None:
+        if not self.taken:
+            self.taken = True
+            try:
+                self.local = self.stack.enter_context(self.store.local_copy(self.url)) if self.url else None
+            except Exception:
+                self.local = None
+        return self.local
 
 
 def clip_time_limit(requests: list[ClipRequest], padding_s: float) -> float:
@@ -354,16 +369,22 @@ def write_video_report(
     try:
         scores = store.read_table(store.scores(model_id, video_id))
         source = scores.metadata.get("source_url", "")
-        template = options.template()
-        with _local_source(store, source if thumbnails else "") as path:
-            creation = (lambda: container_creation_time(path, options.timezone)) if path else None
-            report = build_report(scores, threshold, recording_of(video_id, template, creation))
+        with ExitStack() as stack:
+            local = _LocalSource(stack, store, source if thumbnails else "")
+
+            def creation() -> datetime | None:
+                path = local.path()
+                return container_creation_time(path, options.timezone) if path else None
+
+            report = build_report(scores, threshold, recording_of(video_id, options.template(), creation))
+            peaks = [s["peak_frame"] for s in report["segments"]]
+            thumbs: list[str | None] = [None] * len(peaks)
+            path = local.path() if peaks else None
             if path and options.clips:
                 add_event_clips(store, report, path, options)
+            elif path:
+                thumbs = _thumbnails(path, source, peaks)
         report["report_options"] = options.key
-        thumbs: list[str | None] = [None] * len(report["segments"])
-        if thumbnails and not options.clips:
-            thumbs = thumbnails_png(source, [s["peak_frame"] for s in report["segments"]], store)
         store.write_json(store.report(model_id, video_id, ".json"), report)
         html_url = store.write_bytes(
             store.report(model_id, video_id, ".html"), render_video_html(report, timeline_png(report), thumbs).encode()

@@ -208,7 +208,7 @@ VIDEO_HEADER = (
 
 
 def _page(title: str, body: str) -> bytes:
-    return page(title, body)
+    return page(title, body).encode()
 
 
 def write_run_pages(store: OutputStore, model_id: str, run_id: str, videos: pa.Table) -> list[str]:
