@@ -9,12 +9,14 @@ STAMP := $(VENV)/.installed-stamp
 install: $(STAMP)
 
 # When missing: FFmpeg's shared libraries for the torchcodec decoder backend (Debian 12's FFmpeg 5.1), and
-# headless Chromium + chromedriver for the real-browser tests (tests/browser.py)
+# headless Chromium + chromedriver for the real-browser tests (tests/browser.py), and PostgreSQL for the live
+# production suite (tests/ops/test_production.py: a throw-away cluster, never the system's)
 FFMPEG_LIBS := libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 libavdevice59 libavfilter8
 
 $(STAMP): pyproject.toml
 	ldconfig -p | grep -q 'libavcodec.so.59 ' || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FFMPEG_LIBS) >/dev/null; }
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch first: these exact versions are served from this machine's disk

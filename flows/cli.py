@@ -21,6 +21,7 @@ from rich.table import Table
 
 from anomaly_models.errors import UsageError, VadError
 
+from .runs_cli import app as runs_app
 from .stopping import interruptions, sigterm_stops_cleanly
 
 app = typer.Typer(
@@ -618,7 +619,9 @@ def serve(
     ),
     cron: str = typer.Option("0 2 * * *", help="schedule (cron)"),
     timezone: str = typer.Option("UTC", help="the schedule's timezone (IANA name, e.g. Europe/Istanbul)"),
-    name: str = typer.Option("nightly-scan", help="deployment name"),
+    name: str = typer.Option(
+        "served-scan", help="deployment name (never prefect.yaml's: a worker's deployment is refused, not replaced)"
+    ),
     collision: str = typer.Option(
         "enqueue", help="a run due while one runs: enqueue (wait for it) | cancel-new (drop the new one)"
     ),
@@ -657,7 +660,9 @@ def serve(
     )  # fmt: skip
     console.print(f"serving {name}: scan of {archive} on '{cron}' ({timezone}); Ctrl-C stops", markup=False)
     from .dead_runs import mark_dead_runs
+    from .serve import refuse_foreign_deployment
 
+    refuse_foreign_deployment(name)
     for run_id in mark_dead_runs(deployment.apply(), settings.store):
         console.print(f"marked Crashed: flow run {run_id} was left Running by a process that died", markup=False)
     prefect_serve(deployment)
@@ -700,6 +705,10 @@ def demo(
         f"review the events in a browser: vad review --out {settings.storage.out}  (then open http://127.0.0.1:8765/)",
         markup=False,
     )
+
+
+app.add_typer(runs_app, name="runs")
+app.command("doctor")(handled(__import__("flows.doctor", fromlist=["doctor"]).doctor))
 
 
 if __name__ == "__main__":

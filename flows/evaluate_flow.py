@@ -19,4 +19,5 @@ def evaluate(
     overlaps: tuple[float, ...] = (0.1, 0.25, 0.5),
     threshold: float | None = None,
 ) -> dict:
+    settings = settings.at_runtime()
     return evaluate_models(scores_urls, annotations_path, overlaps, threshold, settings.storage.options)

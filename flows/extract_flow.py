@@ -14,6 +14,7 @@ from .settings import Settings
 
 @flow(name="extract-features")
 def extract_features(settings: Settings) -> dict:
+    settings = settings.at_runtime()
     logger = get_run_logger()
     spec, store = settings.extractor.spec, settings.store
     if spec.is_random:

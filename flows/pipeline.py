@@ -13,9 +13,10 @@ from prefect.states import Completed
 from tasks.jobs.plan import Plan, check_inputs
 from tasks.jobs.score import ScoreJob
 from tasks.store.archive import VideoEntry
-from tasks.store.manifest import DONE, VideoOutcome
+from tasks.store.manifest import FAILED, QUARANTINED, VideoOutcome
 
-from .progress import say, wait_with_progress
+from .prefect_report import log_summary, summary_artifact
+from .progress import GpuWatch, say, wait_with_progress
 from .runner import submit, worker_count
 from .settings import Settings
 from .work import extract_videos_task, report_video_task, score_batch_task
@@ -83,25 +84,32 @@ def run_extraction(runner: DaskTaskRunner, plan: Plan, settings: Settings) -> li
         )
         for group in groups
     ]
-    return [o for outcomes in wait_with_progress(futures, "extracting", [len(g) for g in groups]) for o in outcomes]
+    lost = lambda i, why: [VideoOutcome(e.video_id, FAILED, "extract", error=why) for e in groups[i]]  # noqa: E731
+    done = wait_with_progress(futures, "extracting", [len(g) for g in groups], gpu_watch(runner, settings), lost)
+    return [o for outcomes in done for o in outcomes]
 
 
 def score_and_report(
     runner: DaskTaskRunner, job: ScoreJob, plan: Plan, settings: Settings, extracted: list[VideoOutcome] = ()
 ) -> list[VideoOutcome]:
-    """Scores the planned videos plus those just extracted (in batches of videos per task), then reports every
-    video scored now and every planned report."""
-    to_score = sorted(set(plan.score) | {o.video_id for o in extracted if o.status == DONE})
+    """Scores the planned videos plus every video planned for extraction that did not fail, then reports every
+    video whose scores did not fail and every planned report. Whatever an outcome says about an attempt, a video
+    whose features exist is scored in this run: a Dask worker that dies makes Dask run its tasks again, and the
+    rerun finds the killed attempt's videos current (`skipped`), so "done" alone would drop them for good. A video
+    whose features do not exist fails at scoring, with the reason, never silently."""
+    failed = {o.video_id for o in extracted if o.status in (FAILED, QUARANTINED)}
+    to_score = sorted(set(plan.score) | ({e.video_id for e in plan.extract} - failed))
     outcomes: list[VideoOutcome] = []
     if to_score:
-        check_inputs(job, to_score[:1])
+        check_inputs(job, to_score)
         gpu, size = settings.cluster.gpu_tasks, settings.model.score_batch
-        futures = [
-            submit(runner, score_batch_task, gpu, job=job, video_ids=to_score[i : i + size], gpu_requested=gpu)
-            for i in range(0, len(to_score), size)
-        ]
-        outcomes += [o for batch in wait_with_progress(futures, "scoring") for o in batch]
-    to_report = sorted(set(plan.report) | {o.video_id for o in outcomes if o.status == DONE})
+        batches = [to_score[i : i + size] for i in range(0, len(to_score), size)]
+        futures = [submit(runner, score_batch_task, gpu, job=job, video_ids=b, gpu_requested=gpu) for b in batches]
+        lost = lambda i, why: [VideoOutcome(v, FAILED, "score", error=why) for v in batches[i]]  # noqa: E731
+        scored = wait_with_progress(futures, "scoring", [len(b) for b in batches], gpu_watch(runner, settings), lost)
+        outcomes += [o for batch in scored for o in batch]
+    not_scored = {o.video_id for o in outcomes if o.status in (FAILED, QUARANTINED)}
+    to_report = sorted(set(plan.report) | (set(to_score) - not_scored))
     if to_report:
         futures = [
             submit(
@@ -120,12 +128,22 @@ def score_and_report(
     return outcomes
 
 
+def gpu_watch(runner: DaskTaskRunner, settings: Settings) -> GpuWatch | None:
+    """GPU tasks on an existing cluster wait at most `gpu_wait_s` for a GPU worker, mid-run too (a LocalCluster's
+    workers all offer the resource and live as long as the run)."""
+    c = settings.cluster
+    return GpuWatch(runner, c.gpu_wait_s) if c.gpu_tasks and c.dask_address else None
+
+
 def outcome(summary: dict) -> Any:
     """What a flow returns: its summary, or, when videos failed, a Completed state named CompletedWithFailures
     (message: the counts) carrying the summary, so Prefect's UI, API and automations tell it from a clean run
     while callers still get the summary."""
+    log_summary(summary)
+    summary_artifact(summary)
     failed = summary.get("counts", {}).get("failed", 0)
     if not failed:
         return summary
     total = sum(summary.get("counts", {}).values())
-    return Completed(name="CompletedWithFailures", message=f"{failed} of {total} videos failed", data=summary)
+    message = f"{failed} of {total} videos failed (vad run {summary.get('run_id')}: runs/<run_id>/summary.json)"
+    return Completed(name="CompletedWithFailures", message=message, data=summary)

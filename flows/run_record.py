@@ -15,7 +15,9 @@ from tasks.jobs.report_index import mark_pending, update_index
 from tasks.store.lease import Lease, OutputBusy
 from tasks.store.manifest import (
     DONE,
+    FAILED,
     INTERRUPTED,
+    QUARANTINED,
     VideoOutcome,
     failure_reason,
     merge_outcomes,
@@ -25,9 +27,12 @@ from tasks.store.manifest import (
 from tasks.store.output import OutputStore
 from tasks.store.storage import StorageError, describe
 
+from .dead_runs import holder_is_dead, this_flow_run_id
 from .notify import post_summary
 from .settings import ClusterSettings
 from .stopping import interruptions
+
+NO_OUTCOME = "no outcome: planned, but no task reported on it (a lost task result); the next run redoes it"
 
 
 class RunRecord:
@@ -54,7 +59,10 @@ class RunRecord:
         self._depth = 0
         store.check_writable(self.run_id, self.info)
         try:
-            self.lease = Lease(store, self.run_id, cluster.lease_ttl_s).acquire(cluster.lease_wait_s)
+            flow_run_id = this_flow_run_id()
+            owner = {"flow_run_id": flow_run_id} if flow_run_id else {}
+            lease = Lease(store, self.run_id, cluster.lease_ttl_s, owner=owner, holder_dead=holder_is_dead)
+            self.lease = lease.acquire(cluster.lease_wait_s)
         except OutputBusy:
             self._try(lambda: store.delete_run(self.run_id))  # a refused run leaves no trace
             raise
@@ -82,13 +90,9 @@ class RunRecord:
             yield
         except BaseException as exc:
             if self.written is None:
-                finished = {o.video_id for o in self.outcomes
-                            if o.status in ("failed", "quarantined") or o.stage == self.last_stage}  # fmt: skip
                 stopped = isinstance(exc, interruptions())
                 reason = "interrupted" if stopped else f"run failed: {failure_reason(exc)}"
-                self.outcomes += [
-                    VideoOutcome(v, INTERRUPTED, "run", error=reason) for v in sorted(self.planned - finished)
-                ]
+                self.outcomes += [VideoOutcome(v, INTERRUPTED, "run", error=reason) for v in self.unfinished()]
                 if not stopped and not isinstance(exc, VadError):  # a bug: its traceback goes with the run
                     self._try(lambda: self.store.write_bytes(self.store.run_file(self.run_id, "traceback.txt"),
                                                              traceback.format_exc().encode()))  # fmt: skip
@@ -99,6 +103,12 @@ class RunRecord:
             raise
         finally:
             self._depth -= 1
+
+    def unfinished(self) -> list[str]:
+        """Planned videos with neither a failure nor an outcome of the run's last stage."""
+        last = self.last_stage
+        finished = {o.video_id for o in self.outcomes if o.status in (FAILED, QUARANTINED) or o.stage == last}
+        return sorted(self.planned - finished)
 
     def _try(self, write: Callable[[], Any]) -> None:
         try:
@@ -120,6 +130,8 @@ class RunRecord:
     def finish(self, index_model: str | None = None, **info: Any) -> dict:
         """The index of `index_model` grown by the reports this run wrote (only those are read) and the manifest;
         returns the summary."""
+        # every planned video ends with exactly one status: one that no task reported on is a failure, never a gap
+        self.outcomes += [VideoOutcome(v, FAILED, "run", error=NO_OUTCOME) for v in self.unfinished()]
         try:
             index, alerts = self._index(index_model) if index_model else (None, None)
             return self._write({**info, "index": index, "alerts": alerts})

@@ -59,8 +59,14 @@ class ScanJob:
         info: dict[str, Any] = {"model_id": self.card.model_id, "archive": s.storage.archive,
                                 "extractor_id": self.card.extractor_id, "videos": len(entries)}  # fmt: skip
         run = RunRecord(s.store, flow_name, info, s.cluster, s.schedule.webhook_url)
-        run.outcomes += [VideoOutcome(name, SKIPPED, "discover", error=why) for name, why in (skipped or {}).items()]
+        self.discovered(run, entries, skipped)
         return run
+
+    @staticmethod
+    def discovered(run: RunRecord, entries: list[VideoEntry], skipped: dict[str, str] | None) -> None:
+        """What discovery found (listed after the run was recorded): the count, and the files it left out."""
+        run.info["videos"] = len(entries)
+        run.outcomes += [VideoOutcome(name, SKIPPED, "discover", error=why) for name, why in (skipped or {}).items()]
 
 
 def dated_globs(globs: list[str], today: date | None = None) -> tuple[str, ...]:

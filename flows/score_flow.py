@@ -19,6 +19,7 @@ from .settings import Settings
 
 @flow(name="score-features")
 def score_features(settings: Settings, features_url: str, model_url: str) -> dict:
+    settings = settings.at_runtime()
     logger = get_run_logger()
     features_store, extractor_id = OutputStore.locate(features_url, "features", settings.storage.options)
     model_store, card = locate_model(model_url, settings.storage.options)

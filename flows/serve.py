@@ -13,6 +13,8 @@ from __future__ import annotations
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
+from anomaly_models.errors import UsageError
+
 from .scan_flow import scan
 from .settings import Settings
 
@@ -23,7 +25,7 @@ def nightly_deployment(
     settings: Settings,
     model_url: str,
     cron: str = "0 2 * * *",
-    name: str = "nightly-scan",
+    name: str = "served-scan",
     timezone: str = "UTC",
     config_file: str | None = None,
     collision: str = "enqueue",
@@ -48,3 +50,21 @@ def nightly_deployment(
         concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=COLLISIONS[collision]),
         entrypoint_type=EntrypointType.MODULE_PATH,
     )
+
+
+def refuse_foreign_deployment(name: str) -> None:
+    """`vad serve` runs its deployment in its own process and pauses its schedule when it stops. A deployment of
+    that name run by a work pool (prefect.yaml's) is another operator's: serving it would replace its parameters and
+    leave it paused, so that is refused, naming the pool."""
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        try:
+            existing = client.read_deployment_by_name(f"{scan.name}/{name}")
+        except Exception:  # none of that name: ours to create
+            return
+    if existing.work_pool_name:
+        raise UsageError(
+            f"--name: deployment {scan.name}/{name} exists and is run by work pool {existing.work_pool_name!r} "
+            f"(prefect deploy); vad serve would replace and pause it: choose another --name"
+        )

@@ -226,6 +226,21 @@ class Settings(Section):
         return ExtractJob(e.spec, e.tokens, self.detector_spec, e.batch_size, c.threads, self.schedule.force, limit,
                           e.verify_frames, e.decode_workers, e.decoder, e.precision, e.channels_last)  # fmt: skip
 
+    def at_runtime(self, config_file: str | None = None) -> Settings:
+        """These settings on the process that runs the flow (a Prefect worker's flow process, `vad serve`): the
+        config file (`config_file`, else VAD_CONFIG_FILE) and VAD_* environment variables read now, under the fields
+        this object sets (a deployment's parameters set only what the operator put there, e.g. the include globs).
+        Storage options never travel with flow parameters (excluded from every dump), so they always come from here;
+        a CLI run that calls the flow in-process already has them and is returned unchanged."""
+        if self.storage.options:
+            return self
+        here = load_settings(config_file)
+        runtime = here.model_dump()
+        runtime["storage"]["options"] = here.storage.options
+        for section, fields in self.model_dump(exclude_unset=True).items():
+            runtime[section].update(fields)
+        return _validate(runtime)
+
     def replace(self, **flat: Any) -> Settings:
         """A copy with some fields changed, by flat name (e.g. window=32, storage_options={...})."""
         data = self.model_dump()

@@ -39,6 +39,7 @@ def train_model(
     model_id: str | None = None,
     objects_url: str | None = None,
 ) -> ModelCard:
+    settings = settings.at_runtime()
     logger = get_run_logger()
     annotations = load_annotations(annotations_path)
     source = input_source(settings, features_url, objects_url)

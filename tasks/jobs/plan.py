@@ -149,7 +149,11 @@ def plan_score(job: ScoreJob) -> Plan:
 def check_inputs(job: ScoreJob, video_ids: list[str]) -> None:
     """Refuse before any work when the features come from another extractor than the model was trained on, or
     lack what the model reads (ADOR: spatial tokens and object features)."""
-    for vid in video_ids[:1]:
-        meta = job.source.features_metadata(vid)
+    for vid in video_ids:
+        try:
+            meta = job.source.features_metadata(vid)
+        except FileNotFoundError:  # not extracted after all: that video fails when scored, the check goes on
+            continue
         job.card.require_features(meta.get("extractor_id", "<none>"), where=job.source.features_dir)
         job.source.load(vid)
+        return

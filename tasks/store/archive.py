@@ -15,7 +15,7 @@ from typing import Any
 from anomaly_models.errors import UsageError
 
 from .names import InvalidName, safe_relpath
-from .storage import filesystem, is_local, local_path
+from .storage import StorageError, describe, filesystem, is_local, local_path
 
 log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp")
@@ -71,14 +71,18 @@ class Archive:
         not a safe id, a symlink that leaves the archive). One odd file never hides the rest of the archive."""
         fs, root = filesystem(self.root, self.storage_options)
         fs.invalidate_cache()
-        if not fs.isdir(root):
+        try:
+            listed = fs.isdir(root) and sorted(fs.find(root, detail=True).items())
+        except Exception as exc:  # refused credentials, unreachable endpoint, missing bucket: one line naming the URL
+            raise StorageError(f"storage: cannot list the archive {self.root}: {describe(exc)}") from None
+        if listed is False:
             raise ArchiveNotFound(f"archive: not found or not a folder: {self.root}")
         root = root.rstrip("/")
         base = self.root.rstrip("/")
         local = is_local(self.root)
         real_root = os.path.realpath(root) if local else ""
         entries, skipped = [], {}
-        for path, info in sorted(fs.find(root, detail=True).items()):
+        for path, info in listed:
             if not path.lower().endswith(extensions) or info.get("type") == "directory":
                 continue
             rel = posixpath.relpath(path, root)

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -41,8 +41,20 @@ def _iso(t: float) -> str:
 
 
 class Lease:
-    def __init__(self, store: OutputStore, run_id: str, ttl_s: float = 120.0, settle_s: float = 1.0):
+    def __init__(
+        self,
+        store: OutputStore,
+        run_id: str,
+        ttl_s: float = 120.0,
+        settle_s: float = 1.0,
+        owner: dict[str, Any] | None = None,
+        holder_dead: Callable[[dict[str, Any]], bool] | None = None,
+    ):
+        """`owner`: more about the holder, written with the lease (the Prefect flow run id); `holder_dead(lease)`
+        says whether another holder is known to be dead (its flow run was marked Crashed), so its lease is taken
+        over at once instead of after it expires."""
         self.store, self.run_id, self.ttl_s, self.settle_s = store, run_id, ttl_s, settle_s
+        self.owner, self.holder_dead = dict(owner or {}), holder_dead
         self.url = store.lease_file()
         self.token = uuid.uuid4().hex
         self._stop = threading.Event()
@@ -51,8 +63,8 @@ class Lease:
 
     def _record(self) -> dict[str, Any]:
         now = _now()
-        return {"token": self.token, "run_id": self.run_id, "host": socket.gethostname(), "pid": os.getpid(),
-                "heartbeat": now, "expires": now + self.ttl_s, "heartbeat_at": _iso(now),
+        return {**self.owner, "token": self.token, "run_id": self.run_id, "host": socket.gethostname(),
+                "pid": os.getpid(), "heartbeat": now, "expires": now + self.ttl_s, "heartbeat_at": _iso(now),
                 "expires_at": _iso(now + self.ttl_s)}  # fmt: skip
 
     def _current(self) -> dict[str, Any] | None:
@@ -61,9 +73,11 @@ class Lease:
         except (FileNotFoundError, ValueError):
             return None
 
-    def _held_by_other(self) -> dict[str, Any] | None:
+    def _held_by_other(self, taking: bool = False) -> dict[str, Any] | None:
         lease = self._current()
         if lease and lease.get("token") != self.token and float(lease.get("expires", 0)) > _now():
+            if taking and self.holder_dead is not None and self.holder_dead(lease):
+                return None  # its run is known dead: no need to wait for the expiry
             return lease
         return None
 
@@ -87,7 +101,7 @@ class Lease:
         deadline = _now() + wait_s
         while True:
             with self._exclusive() as decided:
-                holder = self._held_by_other()
+                holder = self._held_by_other(taking=True)
                 if holder is None:
                     self.store.write_json(self.url, self._record())
             if holder is None and not decided:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -182,6 +183,18 @@ class OutputStore:
     def run_file(self, run_id: str, name: str) -> str:
         return self._url("runs", safe_name(run_id, "run id"), name)
 
+    def run_ids(self) -> list[str]:
+        """Ids of the runs recorded under `runs/` (its folders: the lease file beside them is no run), sorted, so
+        oldest first (run ids start with their UTC start time). Hidden names and names that are no safe id are left
+        out: they are not runs, and listing must not fail on them."""
+        fs, path = filesystem(self._url("runs"), self.storage_options)
+        fs.invalidate_cache()
+        if not retrying(lambda: fs.exists(path), f"listing {path}"):
+            return []
+        found = retrying(lambda: fs.ls(path, detail=True), f"listing {path}")
+        names = (posixpath.basename(i["name"].rstrip("/")) for i in found if i["type"] == "directory")
+        return sorted(n for n in names if not n.startswith(".") and _is_safe_name(n))
+
     def lock_file(self) -> str:
         """The local lock the lease is checked and written under (hidden, at the root: `runs/` lists runs)."""
         return self._url(".lease.lock")
@@ -314,12 +327,38 @@ class OutputStore:
         except Exception as exc:
             raise UnusableOutput(f"storage: cannot write to the output {self.root}: {describe(exc)}") from None
 
+    def probe_writable(self) -> str:
+        """`vad doctor`: write a small hidden object under `runs/` (no run: `run_ids` lists folders only), read it
+        back and delete it; returns the root. An output that refuses any of the three is one StorageError."""
+        url = self._url("runs", f".doctor-{uuid.uuid4().hex[:12]}.probe")
+        data = b"vad doctor: write probe\n"
+        try:
+            self.write_bytes(url, data)
+            try:
+                if self.read_bytes(url) != data:
+                    raise UnusableOutput(f"storage: the output {self.root} returned other bytes than were written")
+            finally:
+                self.delete(url)
+        except UnusableOutput:
+            raise
+        except Exception as exc:
+            raise UnusableOutput(f"storage: cannot write to the output {self.root}: {describe(exc)}") from None
+        return self.root
+
     @contextmanager
     def local_copy(self, url: str) -> Iterator[str]:
         """A local file for a source video named in stored metadata (reports' thumbnails), with this store's
         storage options."""
         with local_path(url, self.storage_options, suffix=posixpath.splitext(url)[1]) as path:
             yield path
+
+
+def _is_safe_name(name: str) -> bool:
+    try:
+        safe_name(name)
+    except UsageError:
+        return False
+    return True
 
 
 def _modified(info: Mapping[str, Any]) -> float:

@@ -24,7 +24,7 @@ def test_nightly_deployment_schedule_and_parameters_without_secrets():
         storage_options={"secret": "NEVER-IN-PARAMS"},
     )
     deployment = nightly_deployment(settings, "s3://vad/models/m1", cron="30 1 * * *", config_file="/etc/vad.yaml")
-    assert deployment.name == "nightly-scan" and deployment.flow_name == "scan"
+    assert deployment.name == "served-scan" and deployment.flow_name == "scan"
     assert deployment.schedules[0].schedule.cron == "30 1 * * *"
     params = deployment.parameters
     assert params["model_url"] == "s3://vad/models/m1" and params["settings"]["schedule"]["include"] == [

@@ -1,5 +1,6 @@
 """A real `prefect server start` on 127.0.0.1 with its own PREFECT_HOME and a free port, torn down after."""
 
+import json
 import os
 import signal
 import subprocess
@@ -35,3 +36,26 @@ def prefect_server(tmp_path_factory):
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
     log.close()
+
+
+@pytest.fixture(scope="module")
+def webhook():
+    """A local HTTP endpoint on 127.0.0.1 that keeps what is posted to it."""
+    import http.server
+    import threading
+
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()

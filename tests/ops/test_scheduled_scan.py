@@ -25,29 +25,6 @@ def _summaries(out):
 
 
 @pytest.fixture(scope="module")
-def webhook():
-    """A local HTTP endpoint on 127.0.0.1 that keeps what is posted to it."""
-    import http.server
-    import threading
-
-    received = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
 def served(prefect_server, trained_model, small_archive, webhook, tmp_path_factory):
     archive = tmp_path_factory.mktemp("served-archive")
     for source, vid in (
