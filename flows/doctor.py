@@ -8,7 +8,8 @@ Every check runs in a daemon thread with a time limit (`--timeout`, 10 s), so an
 failed line, never a hung doctor. Settings come from `--config` / VAD_CONFIG_FILE and the VAD_* environment, like a
 run's; when the Prefect deployment answers, the checks use the settings its scheduled runs will see (the
 deployment's `settings` parameter over the local ones, as `Settings.at_runtime` does) and its `model_url` unless
-`--model` is given. Storage options are never printed: any of their values in an error message is masked.
+`--model` is given (without either: VAD_MODEL_URL, the runbook's variable for the deploy command). Storage
+options are never printed: any of their values in an error message is masked.
 
 Prefect and Dask are imported only by the checks that talk to them; torch is never imported.
 """
@@ -29,6 +30,8 @@ from rich.markup import escape
 
 from anomaly_models.errors import VadError
 
+from .dead_runs import DEAD_RUN_AUTOMATION
+
 if TYPE_CHECKING:
     from tasks.store.output import OutputStore
 
@@ -39,8 +42,6 @@ T = TypeVar("T")
 
 DEFAULT_DEPLOYMENT = "scan/nightly-scan"
 DEFAULT_TIMEOUT_S = 10.0
-# flows/dead_runs.py names the automation that marks runs without heartbeats Crashed; this is its name until then
-FALLBACK_DEAD_RUN_AUTOMATION = "vad: crash flow runs without heartbeats"
 # storage option keys whose values are no secret (an endpoint in an error message helps the operator)
 PUBLIC_OPTIONS = {"endpoint_url", "region_name", "region", "anon", "use_ssl"}
 MARKS = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[yellow]![/yellow]"}
@@ -103,7 +104,8 @@ def within(timeout_s: float, name: str, check: Callable[[], Result]) -> Result:
     except BaseException as exc:  # a doctor reports, it never crashes
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        return False, f"{name}: {one_line(exc)}"
+        message = one_line(exc)
+        return False, message if message.startswith(f"{name}:") else f"{name}: {message}"
 
 
 # ---- the checks
@@ -140,23 +142,34 @@ def check_prefect_api() -> Result:
     return True, f"prefect: the API at {url} answers"
 
 
-def read_deployment(name: str) -> Any:
-    """The deployment `flow/name`, or None when the server has none of that name."""
+def read_deployment(name: str) -> tuple[Any, Any]:
+    """(the deployment `flow/name`, its work pool), None for what the server does not have."""
     from prefect import get_client
     from prefect.exceptions import ObjectNotFound
 
     with get_client(sync_client=True) as client:
         try:
-            return client.read_deployment_by_name(name)
+            deployment = client.read_deployment_by_name(name)
         except ObjectNotFound:
-            return None
+            return None, None
+        if not deployment.work_pool_name:  # `vad serve` runs it in its own process
+            return deployment, None
+        try:
+            return deployment, client.read_work_pool(deployment.work_pool_name)
+        except ObjectNotFound:
+            return deployment, None
 
 
-def check_deployment(deployment: Any, name: str) -> Result:
-    """Not paused, at least one active schedule, a `model_url` parameter."""
+def check_deployment(deployment: Any, name: str, pool: Any = None) -> Result:
+    """Not paused, at least one active schedule, a `model_url` parameter; its work pool (if any) there and not
+    paused."""
     problems = []
     if deployment.paused:
         problems.append("it is paused")
+    if deployment.work_pool_name and pool is None:
+        problems.append(f"its work pool {deployment.work_pool_name!r} does not exist")
+    elif pool is not None and pool.is_paused:
+        problems.append(f"its work pool {pool.name!r} is paused")
     active = [s for s in deployment.schedules if s.active]
     if not deployment.schedules:
         problems.append("it has no schedule")
@@ -190,21 +203,18 @@ def check_served(deployment: Any, name: str) -> Result:
     )
 
 
-def dead_run_automation_name() -> str:
-    from . import dead_runs
-
-    return str(getattr(dead_runs, "DEAD_RUN_AUTOMATION", FALLBACK_DEAD_RUN_AUTOMATION))
-
-
-def check_automation(name: str) -> Result:
+def check_automation(name: str = DEAD_RUN_AUTOMATION) -> Result:
+    """The server's automation that marks runs whose process died Crashed (flows/dead_runs.py). The first deployed
+    run creates it, so before the first night its absence is a warning; a disabled one is a failure (runs never
+    re-enable it)."""
     from prefect import get_client
 
     with get_client(sync_client=True) as client:
         found = client.read_automations_by_name(name)
     if not found:
-        return False, f"automation '{name}': not on the Prefect server: runs whose process died stay Running"
+        return None, f"automation '{name}': not on the Prefect server yet (the first deployed run creates it)"
     if not any(a.enabled for a in found):
-        return False, f"automation '{name}': disabled: runs whose process died stay Running"
+        return False, f"automation '{name}': disabled: runs whose process died would stay Running"
     return True, f"automation '{name}': enabled"
 
 
@@ -227,7 +237,7 @@ def check_model(settings: Settings, model_url: str | None) -> Result:
     from tasks.models.repository import CHECKPOINT, locate_model
 
     if not model_url:
-        return False, "model: no model URL: pass --model, or give the deployment a model_url parameter"
+        return False, "model: no model URL: pass --model or set VAD_MODEL_URL (the deployment's model_url parameter)"
     store, card = locate_model(model_url, settings.storage.options)
     try:
         data = store.read_bytes(store.model_file(card.model_id, CHECKPOINT))
@@ -269,7 +279,8 @@ def check_lease(store: OutputStore) -> Result:
         return True, "lease: free (no run holds the output)"
     except ValueError:
         return None, "lease: runs/lease.json is not readable JSON (the next run overwrites it)"
-    holder = f"run {lease.get('run_id')} (host {lease.get('host')}, pid {lease.get('pid')})"
+    flow_run = f", flow run {lease['flow_run_id']}" if lease.get("flow_run_id") else ""
+    holder = f"run {lease.get('run_id')} (host {lease.get('host')}, pid {lease.get('pid')}{flow_run})"
     if float(lease.get("expires", 0)) > time.time():
         return None, f"lease: held by {holder} until {lease.get('expires_at')} unless renewed: a run is in progress"
     return None, f"lease: {holder} expired at {lease.get('expires_at')}: it died; the next run takes the lease over"
@@ -293,29 +304,34 @@ def run_checks(config: str | None, model: str | None, deployment_name: str, time
     yield api
     if api[0]:
         try:
-            deployment = call(timeout_s, lambda: read_deployment(deployment_name))
+            deployment, pool = call(timeout_s, lambda: read_deployment(deployment_name))
         except Exception as exc:
             yield False, redact(f"deployment {deployment_name}: {one_line(exc)}", options)
         else:
             if deployment is None:
-                yield False, f"deployment {deployment_name}: not on the Prefect server (see `vad serve`, prefect.yaml)"
+                missing = (
+                    f"deployment {deployment_name}: not on the Prefect server (`prefect deploy` with prefect.yaml "
+                    "makes scan/nightly-scan; `vad serve` makes scan/served-scan: pass --deployment)"
+                )
+                yield False, missing
             else:
-                yield check_deployment(deployment, deployment_name)
+                yield check_deployment(deployment, deployment_name, pool)
                 yield check_served(deployment, deployment_name)
-        yield timed("automation", lambda: check_automation(dead_run_automation_name()))
+        yield timed("automation", check_automation)
     else:
         yield None, "deployment, automation: not checked (no Prefect API)"
     params = dict(deployment.parameters or {}) if deployment is not None else {}
     if settings is not None and params.get("settings"):
         settings, result = _deployment_settings(params, config)
-        yield result
+        yield result[0], redact(result[1], options)
+        options = settings.storage.options if settings else options  # what `timed` masks from here on
     if settings is None:
         yield None, "archive, output, model, dask, lease: not checked (no settings)"
         return
     store = settings.store
     yield timed("archive", lambda: check_archive(settings))
     yield timed("output", lambda: check_output(store))
-    model_url = model or params.get("model_url")
+    model_url = model or params.get("model_url") or os.environ.get("VAD_MODEL_URL")
     yield timed("model", lambda: check_model(settings, model_url))
     yield timed("dask", lambda: check_dask(settings.cluster, timeout_s))
     ok, line = timed("lease", lambda: check_lease(store))
@@ -344,7 +360,9 @@ ConfigOpt = typer.Option(None, "--config", help="YAML settings file (else VAD_CO
 def doctor(
     config: Optional[str] = ConfigOpt,
     model: Optional[str] = typer.Option(
-        None, "--model", help="model folder <out>/models/<model_id> (default: the deployment's model_url)"
+        None,
+        "--model",
+        help="model folder <out>/models/<model_id> (default: the deployment's model_url, else $VAD_MODEL_URL)",
     ),
     deployment: str = typer.Option(DEFAULT_DEPLOYMENT, "--deployment", help="the Prefect deployment, flow/name"),
     timeout: float = typer.Option(DEFAULT_TIMEOUT_S, "--timeout", min=1, help="seconds each check may take"),

@@ -15,7 +15,7 @@ from typing import Any
 from anomaly_models.errors import UsageError
 
 from .names import InvalidName, safe_relpath
-from .storage import StorageError, describe, filesystem, is_local, local_path
+from .storage import UnusableArchive, describe, filesystem, is_local, local_path
 
 log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp")
@@ -74,7 +74,7 @@ class Archive:
         try:
             listed = fs.isdir(root) and sorted(fs.find(root, detail=True).items())
         except Exception as exc:  # refused credentials, unreachable endpoint, missing bucket: one line naming the URL
-            raise StorageError(f"storage: cannot list the archive {self.root}: {describe(exc)}") from None
+            raise UnusableArchive(f"storage: cannot list the archive {self.root}: {describe(exc)}") from None
         if listed is False:
             raise ArchiveNotFound(f"archive: not found or not a folder: {self.root}")
         root = root.rstrip("/")

@@ -33,6 +33,11 @@ class UnusableOutput(StorageError, UsageError):
     endpoint, full disk): a configuration to fix, exit 2."""
 
 
+class UnusableArchive(StorageError, UsageError):
+    """The archive cannot be listed at all (refused credentials, unreachable endpoint, missing bucket): a
+    configuration to fix, exit 2."""
+
+
 # connection-level failures and throttling: worth retrying (botocore and aiohttp name them; s3fs passes them on)
 TRANSIENT_TYPES = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
                    "ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ServerTimeoutError",

@@ -81,9 +81,8 @@ def dask_cluster(tmp_path_factory):
         add_worker()
         yield {"address": address, "add_gpu_worker": lambda: add_worker("--resources", "GPU=1")}
     finally:
-        for p in procs:
+        for p in reversed(procs):  # workers first: a worker whose scheduler is gone waits to reconnect
             p.terminate()
-        for p in procs:
             p.wait(timeout=30)
         logs.close()
 
@@ -213,26 +212,27 @@ def test_a_missing_model_or_a_broken_checkpoint_fails_the_model_line(setup, tmp_
         "(sha256 differs)", result.output  # fmt: skip
 
 
-def test_a_served_deployment_and_its_automation(setup, prefect_api, monkeypatch):
+def test_a_served_deployment_and_its_automation(setup, prefect_api):
     """With a Prefect API: the deployment's settings and model_url are what the doctor checks; every check passes
-    (exit 0); a paused deployment or a disabled automation fails."""
+    (exit 0); a paused deployment or work pool, or a disabled automation, fails; a missing automation only warns
+    (the first deployed run creates it)."""
     from prefect import get_client
-    from prefect.events.actions import DoNothing
-    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 
-    from flows.doctor import dead_run_automation_name
+    from flows.dead_runs import DEAD_RUN_AUTOMATION, dead_run_automation
+    from flows.doctor import check_automation
+    from flows.scan_flow import scan
     from flows.serve import nightly_deployment
     from flows.settings import load_settings
 
     settings = load_settings(archive=setup["archive"], out=setup["out"])
     deployment_id = nightly_deployment(settings, setup["model"], name="doctor-nightly").apply()
-    automation = AutomationCore(
-        name=dead_run_automation_name(),
-        trigger=EventTrigger(expect={"prefect.flow-run.heartbeat"}, posture=Posture.Reactive, threshold=1),
-        actions=[DoNothing()],
-    )
+    created = []
     with get_client(sync_client=True) as client:
-        automation_id = client.create_automation(automation)
+        if not client.read_automations_by_name(DEAD_RUN_AUTOMATION):  # another test's deployed run may have made it
+            created.append(client.create_automation(dead_run_automation()))
+        other = dead_run_automation().model_copy(update={"name": "vad: doctor test automation"})
+        created.append(client.create_automation(other))
     try:
         result = vad("doctor", "--deployment", "scan/doctor-nightly")
         lines = _lines(result.output)
@@ -241,19 +241,36 @@ def test_a_served_deployment_and_its_automation(setup, prefect_api, monkeypatch)
         assert "settings: the deployment's settings parameter" in result.output
         assert lines["archive"].startswith(f"✓ archive {setup['archive']}") and "1 video" in lines["archive"]
         assert lines["model"].startswith(f"✓ model {setup['model_id']}"), result.output
-        assert lines["automation"] == f"✓ automation '{dead_run_automation_name()}': enabled", result.output
+        assert lines["automation"] == f"✓ automation '{DEAD_RUN_AUTOMATION}': enabled", result.output
         assert "NOT_READY: no `vad serve` or Prefect worker polls it now" in result.output  # a warning only
+        assert check_automation("vad: no such automation")[0] is None
         with get_client(sync_client=True) as client:
             client.pause_deployment(deployment_id)
-            client.pause_automation(automation_id)
+            client.pause_automation(created[-1])
+        assert check_automation("vad: doctor test automation") == (
+            False, "automation 'vad: doctor test automation': disabled: runs whose process died would stay Running"
+        )  # fmt: skip
         result = vad("doctor", "--deployment", "scan/doctor-nightly")
-        lines = _lines(result.output)
         assert result.exit_code == 1
-        assert lines["deployment"] == "✗ deployment scan/doctor-nightly: it is paused", result.output
-        assert lines["automation"].startswith(f"✗ automation '{dead_run_automation_name()}': disabled")
+        assert _lines(result.output)["deployment"] == "✗ deployment scan/doctor-nightly: it is paused", result.output
         result = vad("doctor", "--deployment", "scan/no-such-deployment", "--model", setup["model"])
         assert _lines(result.output)["deployment"].startswith("✗ deployment scan/no-such-deployment: not on the")
+        with get_client(sync_client=True) as client:  # a worker's deployment whose work pool is paused
+            client.create_work_pool(WorkPoolCreate(name="vad-doctor-pool", type="process"))
+            client.update_work_pool("vad-doctor-pool", WorkPoolUpdate(is_paused=True))
+        pooled = scan.to_deployment(name="doctor-pooled", work_pool_name="vad-doctor-pool", cron="0 2 * * *",
+                                    parameters={"model_url": setup["model"]})  # fmt: skip
+        created_pooled = pooled.apply()
+        result = vad("doctor", "--deployment", "scan/doctor-pooled")
+        assert _lines(result.output)["deployment"] == (
+            "✗ deployment scan/doctor-pooled: its work pool 'vad-doctor-pool' is paused"
+        ), result.output
     finally:
         with get_client(sync_client=True) as client:
             client.delete_deployment(deployment_id)
-            client.delete_automation(automation_id)
+            if "created_pooled" in locals():
+                client.delete_deployment(created_pooled)
+            if any(p.name == "vad-doctor-pool" for p in client.read_work_pools()):
+                client.delete_work_pool("vad-doctor-pool")
+            for automation_id in created:
+                client.delete_automation(automation_id)

@@ -72,3 +72,24 @@ def test_storage_options_never_reach_stored_flow_parameters(prefect_api):
 
     params = asyncio.run(stored())
     assert "settings" in params and "TOPSECRET-123" not in str(params)
+
+
+def test_a_deployed_run_reads_storage_and_site_settings_where_it_runs(tmp_path, monkeypatch):
+    """A deployment's parameters hold only what the operator set there (and never storage options): the run's
+    process adds its config file and environment under them."""
+    deployed = Settings.model_validate({"schedule": {"include": ["cam*/{yesterday}/*"]}, "model": {"score_batch": 4}})
+    monkeypatch.setenv("VAD_ARCHIVE", "s3://cameras")
+    monkeypatch.setenv("VAD_SCORE_BATCH", "9")
+    monkeypatch.setenv("VAD_STORAGE_OPTIONS", '{"key": "K", "secret": "S"}')
+    cfg = tmp_path / "vad.yaml"
+    cfg.write_text("storage: {out: s3://vad}\ncluster: {dask_address: 'tcp://sched:8786', gpu_tasks: true}\n")
+    monkeypatch.setenv("VAD_CONFIG_FILE", str(cfg))
+    run = deployed.at_runtime()
+    assert run.storage.options == {"key": "K", "secret": "S"} and run.storage.archive == "s3://cameras"
+    assert run.storage.out == "s3://vad" and run.cluster.dask_address == "tcp://sched:8786" and run.cluster.gpu_tasks
+    assert run.schedule.include == ["cam*/{yesterday}/*"] and run.model.score_batch == 4  # the deployment's win
+    assert "secret" not in str(run.model_dump(mode="json"))
+    monkeypatch.delenv("VAD_CONFIG_FILE")  # the flow's config_file parameter names the file instead
+    assert deployed.at_runtime(str(cfg)).storage.out == "s3://vad"
+    in_process = load_settings(out=str(tmp_path), storage_options={"anon": True})
+    assert in_process.at_runtime() is in_process  # a CLI run calling the flow keeps what it was given

@@ -15,6 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.ops.production import runbook_commands, runbook_environment
+
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 K8S = INFRA / "k8s"
 VERSION = kubernetes_validate.utils.latest_version()
@@ -96,24 +98,85 @@ def test_addresses_point_at_services_and_ports_that_exist(compose):
     assert "--resources" not in commands["dask-worker-cpu"]
 
 
-def test_the_prefect_worker_deploys_prefect_yaml_with_settings_vad_accepts(compose):
+def _worker_steps(compose: dict) -> list[str]:
+    """The compose prefect-worker's shell script as its `&&` steps, each as the container's shell runs it."""
+    worker = compose["services"]["prefect-worker"]
+    assert worker["entrypoint"] == ["/bin/sh", "-c"] and len(worker["command"]) == 1
+    return [step.strip() for step in worker["command"][0].replace("$$", "$").split("&&")]
+
+
+def test_the_compose_prefect_worker_runs_the_runbooks_commands_verbatim(compose):
+    runbook, steps = runbook_commands(), _worker_steps(compose)
+    plain = [re.sub(r"^(?:exec|\{)\s+", "", step) for step in steps]
+    order = ["prefect work-pool create", "prefect deploy", "vad doctor", "prefect worker start"]
+    at = {}
+    for prefix in order:
+        found = [i for i, step in enumerate(plain) if step.startswith(prefix)]
+        assert len(found) == 1, f"the compose prefect-worker should run `{prefix}` once: {steps}"
+        at[prefix] = found[0]
+    assert sorted(at.values()) == [at[p] for p in order], f"not in the runbook's order: {steps}"
+    for prefix in ("prefect work-pool create", "prefect deploy", "prefect worker start"):
+        assert plain[at[prefix]] == runbook[prefix], "compose and docs/operations.md differ"
+    # the pre-flight check reports in the container's log but never keeps the worker from starting
+    assert re.fullmatch(re.escape(runbook["vad doctor"]) + r" \|\| true; \}", plain[at["vad doctor"]])
+    assert steps[at["prefect worker start"]].startswith("exec ") and at["prefect worker start"] == len(steps) - 1
+    # the deploy runs in a folder of the image that holds prefect.yaml
+    folder = [s.removeprefix("cd ") for s in steps[: at["prefect deploy"]] if s.startswith("cd ")]
+    prefect_file = shlex.split(runbook["prefect deploy"])
+    prefect_file = prefect_file[prefect_file.index("--prefect-file") + 1]
+    assert folder and f" {folder[-1]}/{prefect_file}" in (INFRA / "Dockerfile").read_text()
+
+
+def _worker_environment(compose: dict) -> dict[str, str]:
+    """The compose prefect-worker's environment, with .env.example's values."""
+    env = _env_example()
+    return {k: _substitute(str(v), env) for k, v in compose["services"]["prefect-worker"]["environment"].items()}
+
+
+def test_the_compose_prefect_worker_has_the_runbooks_environment(compose):
+    services, worker = compose["services"], _worker_environment(compose)
+    missing = set(runbook_environment()) - set(worker)
+    assert not missing, f"docs/operations.md's worker environment has {sorted(missing)}, compose's prefect-worker not"
+    text = (INFRA / "compose.yaml").read_text()
+    block = text[text.index("\n  prefect-worker:") :]
+    block = block[: block.index("\n    volumes:")]
+    assert "<<: *vad-env" in block
+    for name in runbook_environment():
+        if any(word in name for word in SECRET_WORDS):  # secrets: the anchor the Dask workers share, from .env
+            assert name in compose["x-vad-env"] and f"{name}:" not in block, f"{name} must come from x-vad-env"
+            for dask in ("dask-worker-cpu", "dask-worker-gpu"):
+                assert services[dask]["environment"][name] == compose["x-vad-env"][name], dask
+    # where: the archive as the Dask workers mount it, the scheduler, GPU tasks only with a GPU worker
+    archive = worker["VAD_ARCHIVE"]
+    for name in ("prefect-worker", "dask-worker-cpu", "dask-worker-gpu"):
+        assert [m.split(":")[1] for m in services[name]["volumes"]] == [archive], name
+    host, port = re.fullmatch(r"tcp://([a-z-]+):(\d+)", worker["VAD_DASK_ADDRESS"]).groups()
+    assert services[host]["command"][services[host]["command"].index("--port") + 1] == port
+    assert worker["VAD_GPU_TASKS"] == "true" and "GPU=1" in services["dask-worker-gpu"]["command"]
+
+
+def _run_settings(monkeypatch, env: dict[str, str]):
+    """The settings a deployed run of prefect.yaml's nightly-scan sees on a machine with this environment: the
+    deployment's `settings` parameter over the config file and the VAD_* environment (`Settings.at_runtime`)."""
     from flows.settings import Settings
 
-    worker = compose["services"]["prefect-worker"]
-    env = {**_env_example(), "VAD_MODEL": "s3://vad/models/m", "VAD_OUT": "s3://vad"}
-    script = _substitute(worker["command"][0], env)
-    script = re.sub(r"\$\{([A-Z_]+)\}", lambda m: env[m.group(1)], script)  # what the container's shell expands
-    args = shlex.split(script)
+    for name in list(os.environ):
+        if name.startswith("VAD_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     deployment = yaml.safe_load((INFRA.parent / "prefect.yaml").read_text())["deployments"][0]
-    pool = deployment["work_pool"]["name"]
-    assert args[args.index("--name") + 1] == deployment["name"]
-    assert args.count("--pool") == 1 and args[args.index("--pool") + 1] == pool
-    assert args[args.index("create") + 1] == pool
-    params = json.loads(args[args.index("--params") + 1])
-    settings = Settings.model_validate(params["settings"])  # the flow's parameter model: every key must exist
-    assert settings.cluster.dask_address == "tcp://dask-scheduler:8786" and settings.cluster.gpu_tasks
-    assert settings.storage.archive == "/archive" and params["model_url"] == "s3://vad/models/m"
-    assert all(m.endswith(":/archive:ro") for m in worker["volumes"])
+    return Settings.model_validate(deployment["parameters"]["settings"]).at_runtime(), deployment
+
+
+def test_a_run_on_the_compose_prefect_worker_reads_this_stacks_settings(compose, monkeypatch):
+    env = _worker_environment(compose)
+    settings, deployment = _run_settings(monkeypatch, env)
+    assert settings.storage.archive == "/archive" and settings.storage.out == env["VAD_OUT"]
+    assert settings.storage.options == json.loads(env["VAD_STORAGE_OPTIONS"])
+    assert settings.cluster.dask_address == "tcp://dask-scheduler:8786" and settings.cluster.gpu_tasks is True
+    assert settings.cluster.gpu_wait_s == float(env["VAD_GPU_WAIT_S"]) and not settings.schedule.webhook_url
+    assert settings.schedule.include == deployment["parameters"]["settings"]["schedule"]["include"]
 
 
 # ---- Kubernetes
@@ -216,18 +279,84 @@ def _render(value, variables: dict):
     return value
 
 
-def test_the_base_job_template_renders_to_a_valid_job_that_runs_prefect_in_the_image():
+def _rendered_job() -> dict:
     template = json.loads((K8S / "base-job-template.json").read_text())
     variables = {k: v.get("default") for k, v in template["variables"]["properties"].items()}
     variables.update(name="nightly-scan-abc", command="prefect flow-run execute", env=None, labels={"a": "b"})
     job = _render(template["job_configuration"]["job_manifest"], variables)
     job["metadata"]["name"] = "nightly-scan-abc"
     job["spec"]["template"]["spec"]["containers"][0]["args"] = ["prefect", "flow-run", "execute"]
+    return job
+
+
+def test_the_base_job_template_renders_to_a_valid_job_that_runs_prefect_in_the_image():
+    job = _rendered_job()
     kubernetes_validate.validate(job, VERSION, strict=True)
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["/usr/bin/tini", "--"]  # not the image's `vad` entrypoint
-    assert container["envFrom"] == [{"secretRef": {"name": "vad-storage"}}]
+    assert container["envFrom"] == [{"configMapRef": {"name": "vad-env"}}, {"secretRef": {"name": "vad-storage"}}]
     assert job["metadata"]["namespace"] == "vad"
+
+
+def _k8s_environment(container: dict) -> dict[str, tuple[str, str]]:
+    """A container's environment: name -> (where it comes from, value), from its `envFrom` ConfigMaps and Secrets
+    (plain resources of the kustomization: a generated one's name gets a hash suffix that base-job-template.json
+    would not follow) and its `env` (which wins)."""
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in _documents()}
+    out: dict[str, tuple[str, str]] = {}
+    for ref in container.get("envFrom") or []:
+        kind, data = ("ConfigMap", "data") if "configMapRef" in ref else ("Secret", "stringData")
+        name = ref["configMapRef" if kind == "ConfigMap" else "secretRef"]["name"]
+        assert (kind, name) in docs, f"envFrom names {kind} {name}, which no resource of kustomization.yaml is"
+        out.update({key: (kind, value) for key, value in docs[kind, name][data].items()})
+    for item in container.get("env") or []:
+        out[item["name"]] = ("env", item.get("value"))
+    return out
+
+
+def _k8s_worker() -> dict:
+    (deployment,) = [d for _, d in _documents() if d["kind"] == "Deployment"]
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_flow_run_jobs_and_the_k8s_worker_have_the_runbooks_environment():
+    job = _rendered_job()["spec"]["template"]["spec"]["containers"][0]
+    for where, container in (("the flow-run Job", job), ("the Prefect worker", _k8s_worker())):
+        env = _k8s_environment(container)
+        missing = set(runbook_environment()) - set(env)
+        assert not missing, f"docs/operations.md's worker environment has {sorted(missing)}, {where} not"
+        for name, (source, _) in env.items():
+            secret = any(word in name for word in SECRET_WORDS)
+            assert (source == "Secret") == secret, f"{where}: {name} comes from a {source}"
+
+
+def test_a_flow_run_job_reads_the_clusters_settings(monkeypatch):
+    job = _rendered_job()["spec"]["template"]["spec"]["containers"][0]
+    env = {name: value for name, (_, value) in _k8s_environment(job).items()}
+    settings, deployment = _run_settings(monkeypatch, env)
+    by_kind = {d["kind"]: d for _, d in _documents()}
+    cluster = by_kind["DaskCluster"]
+    port = {p["name"]: p["port"] for p in cluster["spec"]["scheduler"]["service"]["ports"]}["tcp-comm"]
+    scheduler = f"tcp://{cluster['metadata']['name']}-scheduler.{cluster['metadata']['namespace']}.svc:{port}"
+    assert settings.cluster.dask_address == scheduler  # the operator's scheduler Service
+    assert settings.cluster.gpu_tasks is True and "GPU=1" in " ".join(
+        by_kind["DaskWorkerGroup"]["spec"]["worker"]["spec"]["containers"][0]["args"]
+    )
+    assert settings.storage.options == json.loads(env["VAD_STORAGE_OPTIONS"])
+    assert settings.storage.archive == env["VAD_ARCHIVE"] and settings.storage.out == env["VAD_OUT"]
+    assert settings.schedule.include == deployment["parameters"]["settings"]["schedule"]["include"]
+
+
+def test_the_readme_deploys_to_the_kubernetes_pool_with_the_runbooks_command():
+    args = _k8s_worker()["args"]
+    pool, template = args[args.index("--pool") + 1], args[args.index("--base-job-template") + 1]
+    lines = [line.strip() for line in (INFRA / "README.md").read_text().splitlines()]
+    deploys = [line for line in lines if line.startswith("prefect deploy")]
+    assert deploys == [f"{runbook_commands()['prefect deploy']} --pool {pool}"], "README and docs/operations.md differ"
+    (create,) = [shlex.split(line) for line in lines if line.startswith("prefect work-pool create")]
+    assert create[3] == pool and create[create.index("--type") + 1] == "kubernetes"
+    path = create[create.index("--base-job-template") + 1]
+    assert (INFRA.parent / path).is_file() and Path(path).name == Path(template).name
 
 
 def test_the_dockerfile_runs_vad_as_a_non_root_user_from_a_slim_runtime_stage():

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from tests.conftest import EXTRACTOR
-from tests.ops.production import ROOT, Stack, runbook_commands, runbook_environment
+from tests.ops.production import BIN, ROOT, Stack, runbook_commands, runbook_environment
 
 MODEL_ID = f"adnet-w16-{EXTRACTOR}"
 DEPLOYMENT = "scan/nightly-scan"
@@ -50,9 +50,10 @@ def production(s3_endpoint, trained_model, small_archive, webhook):
         home = stack.dir / "vad-home"
         home.mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "VAD_"))}
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # vad installed: its prefect, dask and vad
         runbook = {  # docs/operations.md section 2, with this stack's values
             "PREFECT_API_URL": api,
-            "VAD_MODEL": f"s3://vad/models/{MODEL_ID}",
+            "VAD_MODEL_URL": f"s3://vad/models/{MODEL_ID}",
             "VAD_ARCHIVE": "s3://cameras",
             "VAD_OUT": "s3://vad",
             "VAD_DASK_ADDRESS": stack.dask_address,

@@ -181,3 +181,36 @@ def test_a_run_left_running_by_a_dead_process_is_marked_crashed_when_serving_res
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
         log.close()
+
+
+def test_vad_serve_never_replaces_or_pauses_a_workers_deployment(prefect_server, trained_model, tmp_path):
+    """prefect.yaml's deployment (a work pool runs it) is not vad serve's: serving under its name is refused, and
+    the default name is another one."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.scan_flow import scan
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server["url"]}):
+        with get_client(sync_client=True) as client:
+            client.create_work_pool(WorkPoolCreate(name="vad-process", type="process"), overwrite=True)
+            flow_id = client.create_flow_from_name(scan.name)
+            deployment_id = client.create_deployment(flow_id, "nightly-scan", work_pool_name="vad-process",
+                                                     entrypoint="flows.scan_flow.scan",
+                                                     parameters={"model_url": "s3://vad/models/m"})  # fmt: skip
+    env = {**prefect_server["env"]}
+    command = [sys.executable, "-m", "flows.cli", "serve", "--archive", str(tmp_path), "--model", str(trained_model),
+               "--out", str(tmp_path / "out"), "--name", "nightly-scan"]  # fmt: skip
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "run by work pool 'vad-process'" in " ".join(refused.stdout.split())
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server["url"]}):
+        with get_client(sync_client=True) as client:
+            kept = client.read_deployment(deployment_id)
+    assert kept.parameters == {"model_url": "s3://vad/models/m"} and not kept.paused
+    from typer.main import get_command
+
+    from flows.cli import app
+
+    serve_options = {p.name: p.default for p in get_command(app).commands["serve"].params}
+    assert serve_options["name"] != "nightly-scan"

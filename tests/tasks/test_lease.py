@@ -105,3 +105,15 @@ def test_on_a_local_disk_the_lock_decides_at_once_among_processes(tmp_path):
     started = time.monotonic()
     with Lease(OutputStore(root), "quick", settle_s=30).acquire():
         assert time.monotonic() - started < 5
+
+
+def test_a_live_lease_of_a_run_known_dead_is_taken_over_at_once(store):
+    crashed = Lease(store, "crashed", ttl_s=300, settle_s=0.1, owner={"flow_run_id": "f-1"})
+    store.write_json(store.lease_file(), crashed._record())  # live for 5 minutes more, its process gone
+    with pytest.raises(OutputBusy):  # alive as far as anyone can tell: refused
+        Lease(store, "next", settle_s=0.1, holder_dead=lambda lease: False).acquire()
+    asked = []
+    dead = lambda lease: asked.append(lease["flow_run_id"]) or lease["flow_run_id"] == "f-1"  # noqa: E731
+    with Lease(store, "next", settle_s=0.1, owner={"flow_run_id": "f-2"}, holder_dead=dead).acquire():
+        lease = store.read_json(store.lease_file())
+        assert lease["run_id"] == "next" and lease["flow_run_id"] == "f-2" and asked == ["f-1"]
