@@ -21,6 +21,7 @@ from rich.table import Table
 
 from anomaly_models.errors import UsageError, VadError
 
+from .doctor import doctor as doctor_command
 from .runs_cli import app as runs_app
 from .stopping import interruptions, sigterm_stops_cleanly
 
@@ -708,7 +709,7 @@ def demo(
 
 
 app.add_typer(runs_app, name="runs")
-app.command("doctor")(handled(__import__("flows.doctor", fromlist=["doctor"]).doctor))
+app.command("doctor")(handled(doctor_command))
 
 
 if __name__ == "__main__":

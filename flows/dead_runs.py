@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from tasks.store.output import OutputStore
+if TYPE_CHECKING:
+    from tasks.store.output import OutputStore
 
 log = logging.getLogger(__name__)
 

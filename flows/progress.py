@@ -48,11 +48,28 @@ class _Survivor:
 
 def survive_lost_output() -> None:
     """Writes to a stdout/stderr whose reader died are dropped instead of raising (a killed Prefect worker must
-    not take its flow run with it)."""
+    not take its flow run with it). Log handlers hold the streams they were made with, so theirs are wrapped too:
+    Prefect's console handler prints with rich, whose answer to a broken pipe is `SystemExit(1)`."""
+    originals = {}
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is not None and not isinstance(stream, _Survivor):
-            setattr(sys, name, _Survivor(stream))
+            originals[id(stream)] = _Survivor(stream)
+            setattr(sys, name, originals[id(stream)])
+    for stream in (sys.__stdout__, sys.__stderr__):
+        if stream is not None and id(stream) not in originals:
+            originals[id(stream)] = _Survivor(stream)
+    loggers = [
+        logging.getLogger(),
+        *(x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger)),
+    ]
+    for handler in {h for logger in loggers for h in logger.handlers}:
+        if isinstance(handler, logging.StreamHandler) and id(handler.stream) in originals:
+            survivor = originals[id(handler.stream)]
+            handler.setStream(survivor)  # type: ignore[arg-type]
+            rich_console = getattr(handler, "console", None)
+            if isinstance(rich_console, Console):
+                rich_console.file = survivor  # type: ignore[assignment]
 
 
 def _bar_on_terminal(description: str, total: int) -> Callable[[int], None]:

@@ -29,14 +29,17 @@ def test_a_planned_video_no_task_reported_on_fails_instead_of_vanishing(tmp_path
 
 def _writer(survive: bool) -> str:
     return textwrap.dedent(f"""
-        import sys, time
+        import logging, sys, time
+        from prefect.logging.configuration import setup_logging
         from flows.progress import say, survive_lost_output
+        setup_logging()  # Prefect's rich console handler on stderr, as in a deployed flow run's process
         if {survive}:
             survive_lost_output()
         time.sleep(1.0)  # the reader is gone by now
         for _ in range(200):
             say("a line of progress " * 20)
             print("and some output " * 20, flush=True)
+            logging.getLogger("prefect.flow_runs").warning("a log line " * 20)
         open(sys.argv[1], "w").write("finished")
     """)
 

@@ -328,6 +328,9 @@ def test_flow_run_jobs_and_the_k8s_worker_have_the_runbooks_environment():
         for name, (source, _) in env.items():
             secret = any(word in name for word in SECRET_WORDS)
             assert (source == "Secret") == secret, f"{where}: {name} comes from a {source}"
+    for resource, doc in _documents():  # no secret in a ConfigMap, even one a Secret's key would shadow
+        if doc["kind"] == "ConfigMap":
+            assert not [key for key in doc.get("data", {}) if any(word in key for word in SECRET_WORDS)], resource
 
 
 def test_a_flow_run_job_reads_the_clusters_settings(monkeypatch):

@@ -117,7 +117,16 @@ def wait_final(stack: Stack, run_id: str, limit: float = 300):
             if run.state and run.state.is_final():
                 return run
             time.sleep(1)
-    raise AssertionError(f"flow run {run_id} did not end: {run.state}\n{stack.log('prefect-worker')}")
+    raise AssertionError(f"flow run {run_id} did not end: {run.state}\n{run_log(stack, run_id)}")
+
+
+def run_log(stack: Stack, run_id: str) -> str:
+    """The flow run's log in Prefect (for failure messages)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with client(stack) as c:
+        logs = c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    return "\n".join(x.message for x in logs)[-8000:]
 
 
 def wait_for(predicate, limit: float, what: str, stack: Stack):
@@ -204,6 +213,19 @@ def test_a_scheduled_run_on_the_worker_writes_everything_to_s3_and_shows_its_fai
     assert stack.s3["secret"] not in dump.stdout and stack.s3["key"] not in dump.stdout
 
 
+def test_vad_doctor_passes_on_the_live_stack(production):
+    """The runbook's pre-flight check, with the worker's environment: every check passes on this stack (the
+    automation exists since the first deployed run made it)."""
+    stack = production
+    done = subprocess.run(["bash", "-c", stack.commands["vad doctor"]], env=stack.env, cwd=str(stack.dir),
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = " ".join(done.stdout.split())
+    for what in ("archive", "output", "model", "Dask", "deployment", "automation"):
+        assert what in out, out
+    assert stack.s3["secret"] not in done.stdout + done.stderr
+
+
 def _pg(name: str) -> str:
     from tests.ops.production import _postgres_bin
 
@@ -240,7 +262,7 @@ def test_a_killed_prefect_worker_leaves_its_run_to_finish(production):
     worker.wait(timeout=30)
     try:
         run = wait_final(stack, run_id)
-        assert run.state.is_completed(), run.state
+        assert run.state.is_completed(), (run.state, run_log(stack, run_id))
         rows = manifest(stack, vad_run_of(stack, run_id))
         assert {r["status"] for r in rows.values()} == {"done"}, rows
     finally:
