@@ -44,3 +44,13 @@ def test_serve_refuses_without_a_prefect_server(monkeypatch, tmp_path):
         assert not PREFECT_API_URL.value()
         result = vad("serve", "--archive", tmp_path, "--model", tmp_path / "m")
     assert result.exit_code == 1 and "prefect server start" in " ".join(result.output.split())
+
+
+def test_scan_runs_have_a_time_limit_by_default():
+    """A hung night must not hold the deployment's one slot for ever: every scan (prefect.yaml's deployment, vad
+    serve's, the CLI's) stops after 20 h unless told otherwise."""
+    from flows.scan_flow import SCAN_TIMEOUT_S, scan
+
+    assert scan.timeout_seconds == SCAN_TIMEOUT_S == 20 * 3600
+    assert scan.with_options(timeout_seconds=None).timeout_seconds == SCAN_TIMEOUT_S  # vad serve without --timeout
+    assert scan.with_options(timeout_seconds=60).timeout_seconds == 60
