@@ -221,8 +221,8 @@ def test_vad_doctor_passes_on_the_live_stack(production):
                           capture_output=True, text=True, timeout=180)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     out = " ".join(done.stdout.split())
-    for what in ("archive", "output", "model", "Dask", "deployment", "automation"):
-        assert what in out, out
+    for what in ("archive", "output", "model", "dask", "deployment", "automation"):
+        assert f"✓ {what}" in out, out
     assert stack.s3["secret"] not in done.stdout + done.stderr
 
 
