@@ -283,3 +283,25 @@ def test_a_killed_run_leaves_no_api_server_behind(small_archive, tmp_path):
     proc.wait()
     server.wait(timeout=20)
     assert not server.is_running()
+
+
+def test_a_deployed_scan_that_cannot_list_its_archive_fails_at_once_and_leaves_a_summary(trained_model, tmp_path,
+                                                                                       s3_endpoint, monkeypatch,
+                                                                                       prefect_api):  # fmt: skip
+    """The scan flow as a worker runs it (parameters without storage options): the archive is listed under the
+    run's record, so a bucket that does not exist is one line naming the URL, and the output still has the run."""
+    from anomaly_models.errors import UsageError
+    from flows.scan_flow import scan
+    from flows.settings import Settings
+
+    monkeypatch.setenv("VAD_STORAGE_OPTIONS", json.dumps(s3_endpoint))  # the worker's environment
+    out = tmp_path / "out"
+    parameters = {"storage": {"out": str(out), "archive": "s3://no-such-archive-bucket/cams"}}
+    started = time.monotonic()
+    with pytest.raises(UsageError, match="s3://no-such-archive-bucket/cams"):
+        scan(Settings.model_validate(parameters), str(trained_model))
+    assert time.monotonic() - started < 60
+    (run_dir,) = runs(out, "scan")
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        text = f.read()
+    assert "s3://no-such-archive-bucket/cams" in json.loads(text)["interrupted"] and s3_endpoint["secret"] not in text
