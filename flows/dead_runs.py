@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,11 +15,9 @@ log = logging.getLogger(__name__)
 
 
 def lease_is_live(store: OutputStore) -> bool:
-    try:
-        lease = store.read_json(store.lease_file())
-    except (FileNotFoundError, ValueError):
-        return False
-    return float(lease.get("expires", 0)) > time.time()
+    from tasks.store.run_history import live_lease  # pyarrow: not on the CLI's import path
+
+    return live_lease(store) is not None
 
 
 def mark_dead_runs(deployment_id, store: OutputStore) -> list[str]:
